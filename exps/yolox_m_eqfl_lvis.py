@@ -1,0 +1,22 @@
+"""YOLOX-M on LVIS v1 with Equalized Quality Focal Loss.
+
+EFL supplement, Table 1 row: YOLOX-M, Equalized Quality Focal Loss, YOLOX* yes.
+Target on LVIS v1 val (300 epochs from scratch, RFS t=0.001): AP 31.0, APr 24.0, APc 29.1, APf 36.2.
+
+Train / evaluate:
+
+    python tools/train.py -f exps/yolox_m_eqfl_lvis.py -d 8 -b 128 --fp16
+    python tools/eval.py -f exps/yolox_m_eqfl_lvis.py -c YOLOX_outputs/yolox_m_eqfl_lvis/best_ckpt.pth -d 8
+"""
+import os
+
+from yolox.exp import LVISExp
+
+
+class Exp(LVISExp):
+    def __init__(self):
+        super().__init__()
+        self.depth = 0.67
+        self.width = 0.75
+        self.use_yolox_star("eqfl")
+        self.exp_name = os.path.split(os.path.realpath(__file__))[1].split(".")[0]

@@ -1,0 +1,103 @@
+import json
+import random
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from yolox.data import (COCODataset, DataLoader, Dataset, InfiniteSampler, MosaicDetection, TrainTransform,
+                        YoloBatchSampler, get_yolox_datadir, worker_init_reset_seed)
+
+
+class FlagDataset(Dataset):
+    """Returns the mosaic flag it received with each index."""
+
+    def __init__(self):
+        super().__init__((8, 8))
+
+    def __len__(self):
+        return 6
+
+    @Dataset.mosaic_getitem
+    def __getitem__(self, index):
+        return torch.tensor([index, int(self.enable_mosaic)])
+
+
+def test_get_yolox_datadir(monkeypatch):
+    monkeypatch.delenv("YOLOX_DATADIR", raising=False)
+    assert Path(get_yolox_datadir()) == Path(__file__).resolve().parents[2] / "datasets"
+    monkeypatch.setenv("YOLOX_DATADIR", "/some/where")
+    assert get_yolox_datadir() == "/some/where"
+
+
+def test_worker_init_reset_seed_follows_torch_initial_seed():
+    state = (random.getstate(), np.random.get_state(), torch.get_rng_state())
+    try:
+        draws = []
+        for _ in range(2):
+            torch.manual_seed(1234)  # a worker's initial seed is base_seed + worker_id
+            worker_init_reset_seed(0)
+            draws.append((random.random(), float(np.random.rand()), float(torch.rand(1))))
+        assert draws[0] == draws[1]
+        torch.manual_seed(1235)
+        worker_init_reset_seed(1)
+        assert random.random() != draws[0][0]
+    finally:
+        random.setstate(state[0])
+        np.random.set_state(state[1])
+        torch.set_rng_state(state[2])
+
+
+def test_close_mosaic_reaches_the_dataset():
+    batch_sampler = YoloBatchSampler(InfiniteSampler(6, shuffle=False), batch_size=3, mosaic=True)
+    loader = DataLoader(FlagDataset(), batch_sampler=batch_sampler, num_workers=0)
+    batches = iter(loader)
+    assert next(batches).tolist() == [[0, 1], [1, 1], [2, 1]]
+    loader.close_mosaic()
+    assert next(batches).tolist() == [[3, 0], [4, 0], [5, 0]]
+    assert len(loader) == 2
+
+
+def test_close_mosaic_with_worker_processes():
+    batch_sampler = YoloBatchSampler(InfiniteSampler(6, shuffle=False), batch_size=3, mosaic=True)
+    loader = DataLoader(FlagDataset(), batch_sampler=batch_sampler, num_workers=2, prefetch_factor=1)
+    batches = iter(loader)
+    assert next(batches)[:, 1].tolist() == [1, 1, 1]
+    loader.close_mosaic()
+    flags = [next(batches)[:, 1].tolist() for _ in range(4)]
+    assert flags[-1] == [0, 0, 0]  # batches already requested may still carry the old flag
+
+
+def write_dataset(root, n=6):
+    (root / "images").mkdir()
+    rng = np.random.default_rng(0)
+    images, annotations = [], []
+    for i in range(n):
+        cv2.imwrite(str(root / "images" / f"{i}.jpg"), rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+        images.append({"id": i, "file_name": f"{i}.jpg", "height": 48, "width": 64})
+        annotations.append({"id": i, "image_id": i, "category_id": 1, "bbox": [8, 8, 24, 20]})
+    data = {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "x"}]}
+    (root / "ann.json").write_text(json.dumps(data))
+
+
+def make_training_loader(root, num_workers):
+    dataset = COCODataset(root, root / "ann.json", name="images", img_size=(64, 64))
+    mosaic = MosaicDetection(dataset, img_size=(64, 64), preproc=TrainTransform(max_labels=10))
+    batch_sampler = YoloBatchSampler(InfiniteSampler(len(dataset), seed=0), batch_size=2, mosaic=True)
+    return DataLoader(mosaic, batch_sampler=batch_sampler, num_workers=num_workers,
+                      worker_init_fn=worker_init_reset_seed)
+
+
+def test_training_loader_batches_are_deterministic_with_workers(tmp_path):
+    write_dataset(tmp_path)
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(7)
+        batches = iter(make_training_loader(tmp_path, num_workers=2))
+        runs.append([next(batches) for _ in range(3)])
+    for (imgs, labels, info, ids), (imgs2, labels2, _, ids2) in zip(*runs):
+        assert imgs.shape == (2, 3, 64, 64) and imgs.dtype == torch.float32 and labels.shape == (2, 10, 5)
+        assert torch.equal(imgs, imgs2) and torch.equal(labels, labels2) and torch.equal(ids, ids2)
+        assert (labels[..., 3] > 0).any()
+    assert not torch.equal(runs[0][0][0], runs[0][1][0])

@@ -1,0 +1,88 @@
+#!/usr/bin/env python
+"""Write a synthetic long-tailed dataset (LVIS v1 or COCO format) and print its frequency groups.
+
+    python tools/make_lt_dataset.py --preset tiny --out /tmp/lt_tiny
+    python tools/make_lt_dataset.py --preset quick                      # datasets/lt_quick
+    python tools/make_lt_dataset.py --preset benchmark --seed 1         # datasets/lt_benchmark
+    python tools/make_lt_dataset.py --num-classes 50 --train-images 1000 --size 320 --format coco --out DIR
+
+Presets (any flag given overrides the preset's value):
+    tiny       6 classes,   8 train /   4 val images,  96 px, <= 3 objects, 12-40 px, >= 2 val instances
+    quick     12 classes, 240 train /  80 val images, 256 px, <= 5 objects, 16-80 px, >= 10 val instances
+    benchmark 30 classes, 600 train / 200 val images, 320 px, <= 6 objects, 16-96 px, >= 10 val instances
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from loguru import logger  # noqa: E402
+from tabulate import tabulate  # noqa: E402
+
+from yolox.data.lt_generator import LTDatasetSpec, generate_lt_dataset, group_summary  # noqa: E402
+
+PRESETS = {
+    "tiny": dict(num_classes=6, num_train_images=8, num_val_images=4, image_size=96, max_objects_per_image=3,
+                 min_object_size=12, max_object_size=40, min_val_instances_per_class=2),
+    "quick": dict(num_classes=12, num_train_images=240, num_val_images=80, image_size=256, max_objects_per_image=5,
+                  min_object_size=16, max_object_size=80, min_val_instances_per_class=10),
+    "benchmark": dict(num_classes=30, num_train_images=600, num_val_images=200, image_size=320,
+                      max_objects_per_image=6, min_object_size=16, max_object_size=96, min_val_instances_per_class=10),
+}
+GROUP_NAMES = {"r": "rare", "c": "common", "f": "frequent", "all": "all"}
+
+
+def make_parser():
+    parser = argparse.ArgumentParser("make a synthetic long-tailed LVIS/COCO-format dataset")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="benchmark", help="starting values (default benchmark)")
+    parser.add_argument("--out", type=str, default=None, help="output folder (default datasets/lt_<preset>)")
+    parser.add_argument("--num-classes", type=int, default=None)
+    parser.add_argument("--train-images", type=int, default=None)
+    parser.add_argument("--val-images", type=int, default=None)
+    parser.add_argument("--size", type=int, default=None, help="square image side in pixels")
+    parser.add_argument("--max-objects", type=int, default=None, help="objects per image at most")
+    parser.add_argument("--min-val-instances", type=int, default=None, help="val instances per class at least")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--format", choices=("lvis", "coco"), default="lvis")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv=None):
+    args = make_parser().parse_args(argv)
+    values = dict(PRESETS[args.preset])
+    overrides = {
+        "num_classes": args.num_classes,
+        "num_train_images": args.train_images,
+        "num_val_images": args.val_images,
+        "image_size": args.size,
+        "max_objects_per_image": args.max_objects,
+        "min_val_instances_per_class": args.min_val_instances,
+    }
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    out = Path(args.out if args.out is not None else f"datasets/lt_{args.preset}")
+    try:
+        spec = LTDatasetSpec(seed=args.seed, format=args.format, **values)
+        paths = generate_lt_dataset(out, spec, progress=not args.quiet)
+    except (ValueError, OSError) as e:
+        logger.error(str(e))
+        return 2
+
+    print(f"wrote a {args.format.upper()}-format dataset to {out}")
+    print(f"  train: {paths['train_json']} ({spec.num_train_images} images in {paths['train_dir']})")
+    print(f"  val:   {paths['val_json']} ({spec.num_val_images} images in {paths['val_dir']})")
+    rule = json.loads(Path(paths["train_json"]).read_text())["info"]["frequency_rule"]
+    print(f"frequency groups by training images per class: rare <= {rule['rare_max_images']}, "
+          f"common <= {rule['common_max_images']}, frequent more")
+    rows = group_summary(paths["train_json"], paths["val_json"])
+    table = [[GROUP_NAMES[r["group"]], r["classes"], r["images_per_class"], r["train_images"], r["train_instances"],
+              r["val_instances"]] for r in rows]
+    headers = ["group", "classes", "train images/class", "train images", "train instances", "val instances"]
+    print(tabulate(table, headers=headers))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+#!/usr/bin/env python
+"""Train a YOLOX / YOLOX-LT experiment.
+
+    python tools/train.py -f exps/yolox_m_eqfl_lvis.py -d 8 -b 128 --fp16
+    python tools/train.py -n yolox-s -d 2 -b 8 --device cpu
+"""
+import argparse
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from loguru import logger  # noqa: E402
+
+from yolox.core import Trainer, check_devices, check_file, check_writable, launch, run_tool  # noqa: E402
+from yolox.exp import get_exp  # noqa: E402
+from yolox.utils import YOLOXError, configure_omp, get_rank, seed_everything  # noqa: E402
+
+
+def make_parser():
+    parser = argparse.ArgumentParser("YOLOX train parser")
+    parser.add_argument("-expn", "--experiment-name", type=str, default=None)
+    parser.add_argument("-n", "--name", type=str, default=None, help="model name (yolox-s, ...)")
+    parser.add_argument("--dist-backend", default="auto", type=str, help="nccl, gloo, or auto (nccl on GPU, gloo on CPU)")
+    parser.add_argument("--dist-url", default=None, type=str, help="tcp://host:port of machine 0 (multi-node)")
+    parser.add_argument("-b", "--batch-size", type=int, default=64, help="total batch size over all processes")
+    parser.add_argument("-d", "--devices", default=None, type=int, help="processes per machine (GPUs, or CPU workers)")
+    parser.add_argument("-f", "--exp_file", default=None, type=str, help="experiment file")
+    parser.add_argument("--resume", default=False, action="store_true", help="resume training")
+    parser.add_argument("-c", "--ckpt", default=None, type=str, help="checkpoint file")
+    parser.add_argument("-e", "--start_epoch", default=None, type=int, help="resume training start epoch")
+    parser.add_argument("--num_machines", default=1, type=int, help="number of nodes")
+    parser.add_argument("--machine_rank", default=0, type=int, help="node rank for multi-node training")
+    parser.add_argument("--fp16", dest="fp16", default=False, action="store_true", help="mixed precision (CUDA)")
+    parser.add_argument("--cache", type=str, nargs="?", const="ram", choices=["ram", "disk"], default=None,
+                        help="cache images in RAM or on disk")
+    parser.add_argument("-o", "--occupy", dest="occupy", default=False, action="store_true",
+                        help="accepted for compatibility; has no effect")
+    parser.add_argument("-l", "--logger", type=str, default="tensorboard", choices=["tensorboard", "none"])
+    parser.add_argument("--device", type=str, default="auto", choices=["auto", "cpu", "cuda", "gpu"],
+                        help="auto: CUDA when present, else CPU")
+    parser.add_argument("opts", default=None, nargs=argparse.REMAINDER, help="overrides: key value ...")
+    return parser
+
+
+def prepare(args):
+    """Every check that can fail before heavy work starts; returns the ready experiment."""
+    exp = get_exp(args.exp_file, args.name)
+    exp.merge(args.opts)
+    args.device = check_devices(args.device, args.devices)
+    if args.devices is None:
+        args.devices = 1
+    check_file(args.ckpt, "checkpoint")
+    if args.batch_size < args.devices * args.num_machines:
+        raise YOLOXError(f"-b {args.batch_size} is smaller than the number of processes")
+    if not args.experiment_name:
+        args.experiment_name = exp.exp_name
+    out = os.path.join(exp.output_dir, args.experiment_name)
+    check_writable(out)
+    if args.resume and args.ckpt is None:
+        check_file(os.path.join(out, "latest_ckpt.pth"), "checkpoint to resume")
+    return exp
+
+
+def main(args):
+    # Spawned workers rebuild the experiment: an Exp loaded from a file does not pickle by reference.
+    exp = get_exp(args.exp_file, args.name)
+    exp.merge(args.opts)
+    if exp.seed is not None:
+        seed_everything(exp.seed + get_rank())
+    configure_omp()
+    Trainer(exp, args).train()
+
+
+def cli():
+    args = make_parser().parse_args()
+    prepare(args)
+    launch(main, args.devices, args.num_machines, args.machine_rank, backend=args.dist_backend,
+           dist_url=args.dist_url, device=args.device, args=(args,))
+
+
+if __name__ == "__main__":
+    run_tool(cli)

@@ -1,0 +1,343 @@
+"""The training loop. It receives an experiment object and never imports :mod:`yolox.exp`.
+
+One iteration: batch -> (multi-scale resize) -> forward under autocast -> finite-loss check on every rank
+-> backward -> unscale -> finite-gradient check -> commit the EFL gradient statistics (skipped together
+with a non-finite step) -> optimizer step -> EMA -> learning rate.
+"""
+import datetime
+import os
+import random
+import time
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from loguru import logger
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from yolox.utils.errors import YOLOXError
+from yolox.utils import (
+    MeterBuffer, ModelEMA, get_local_rank, get_model_info, get_rank, get_world_size, load_checkpoint_file,
+    load_ckpt, save_checkpoint, setup_logger, unwrap_model,
+)
+
+__all__ = ["Trainer", "NonFiniteLossError"]
+
+
+class NonFiniteLossError(YOLOXError, RuntimeError):
+    """Too many consecutive steps with a non-finite loss or gradient."""
+
+
+def _rng_state():
+    """Random-number states as plain containers and tensors, so a weights-only load accepts them."""
+    np_state = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": (np_state[0], torch.from_numpy(np_state[1].copy()), int(np_state[2]), int(np_state[3]), float(np_state[4])),
+        "torch": torch.get_rng_state(),
+    }
+
+
+def _set_rng_state(state):
+    if not state:
+        return
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+
+
+class Trainer:
+    """Trains ``exp``'s model as ``args`` say (upstream tools/train.py arguments plus ``device``)."""
+
+    max_consecutive_nonfinite = 10
+
+    def __init__(self, exp, args):
+        self.exp = exp
+        self.args = args
+        self.max_epoch = exp.max_epoch
+        self.device_type = getattr(args, "device", "cpu")
+        self.amp_training = bool(args.fp16) and self.device_type == "cuda"
+        if args.fp16 and self.device_type != "cuda":
+            logger.warning("--fp16 needs CUDA; training in float32 on the CPU")
+        self.is_distributed = get_world_size() > 1
+        self.rank = get_rank()
+        self.local_rank = get_local_rank()
+        self.world_size = get_world_size()
+        self.device = torch.device(f"cuda:{self.local_rank}" if self.device_type == "cuda" else "cpu")
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_training)
+        self.use_model_ema = exp.ema
+        self.save_history_ckpt = exp.save_history_ckpt
+        self.data_type = torch.float16 if self.amp_training else torch.float32
+        self.input_size = exp.input_size
+        self.best_ap = 0.0
+        self.meter = MeterBuffer(window_size=exp.print_interval)
+        self.file_name = os.path.join(exp.output_dir, args.experiment_name)
+        self.tblogger = None
+        self.nonfinite_streak = 0
+        if self.rank == 0:
+            os.makedirs(self.file_name, exist_ok=True)
+        setup_logger(self.file_name, distributed_rank=self.rank, filename="train_log.txt", mode="a")
+
+    # ------------------------------------------------------------------ main loop
+    def train(self):
+        self.before_train()
+        try:
+            for self.epoch in range(self.start_epoch, self.max_epoch):
+                self.before_epoch()
+                for self.iter in range(self.start_iter_in_epoch, self.max_iter):
+                    self.train_one_iter()
+                self.start_iter_in_epoch = 0
+                self.after_epoch()
+        finally:
+            self.after_train()
+
+    @property
+    def progress_in_iter(self):
+        return self.epoch * self.max_iter + self.iter
+
+    def train_one_iter(self):
+        iter_start = time.time()
+        inps, targets = next(self.train_iter)[:2]
+        inps = inps.to(self.device, non_blocking=True).to(self.data_type)
+        targets = targets.to(self.device, non_blocking=True).to(self.data_type)
+        targets.requires_grad = False
+        inps, targets = self.exp.preprocess(inps, targets, self.input_size)
+        data_end = time.time()
+
+        with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=self.amp_training):
+            outputs = self.model(inps, targets)
+        loss = outputs["total_loss"]
+        self.optimizer.zero_grad(set_to_none=True)
+        grad_scale = self.scaler.get_scale() if self.amp_training else 1.0
+
+        step_ok = self._all_ranks_finite(loss)
+        if step_ok:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+            step_ok = self._grads_finite()
+        for module in self.grad_stat_modules:
+            module.commit_grad_stats(grad_scale=grad_scale, skip=not step_ok)
+        if step_ok:
+            self.scaler.step(self.optimizer)
+            self.nonfinite_streak = 0
+        else:
+            self._note_nonfinite(outputs)
+        self.scaler.update()
+
+        if self.use_model_ema and step_ok:
+            self.ema_model.update(self.model)
+        lr = self.lr_scheduler.update_lr(self.progress_in_iter + 1)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+        iter_end = time.time()
+        self.meter.update(iter_time=iter_end - iter_start, data_time=data_end - iter_start, lr=lr,
+                          **{k: v for k, v in outputs.items()})
+        self.after_iter()
+
+    def _all_ranks_finite(self, loss):
+        """True when the loss is finite on every rank (all ranks must skip together under DDP)."""
+        flag = torch.isfinite(loss.detach()).float().reshape(1)
+        if self.is_distributed:
+            dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        return bool(flag.item() > 0)
+
+    def _grads_finite(self):
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        if not grads:
+            return True
+        norm = torch.nn.utils.get_total_norm(grads, error_if_nonfinite=False)
+        return bool(torch.isfinite(norm).item())
+
+    def _note_nonfinite(self, outputs):
+        self.nonfinite_streak += 1
+        terms = ", ".join(f"{k}={float(v):.4g}" for k, v in outputs.items())
+        logger.warning(f"non-finite loss or gradient at epoch {self.epoch + 1} iter {self.iter + 1}: step skipped ({terms})")
+        if self.nonfinite_streak >= self.max_consecutive_nonfinite and not self.amp_training:
+            raise NonFiniteLossError(
+                f"{self.nonfinite_streak} consecutive non-finite steps, the last at epoch {self.epoch + 1} "
+                f"iter {self.iter + 1} ({terms}); the last good checkpoint is in {self.file_name}"
+            )
+
+    # ------------------------------------------------------------------ setup
+    def before_train(self):
+        logger.info(f"args: {self.args}")
+        logger.info(f"exp value:\n{self.exp}")
+        model = self.exp.get_model()
+        if self.rank == 0:
+            try:
+                logger.info(f"Model summary: {get_model_info(model, self.exp.test_size)}")
+            except Exception as e:  # noqa: BLE001 - thop is informative only
+                logger.warning(f"could not count FLOPs: {e}")
+        model.to(self.device)
+
+        self.optimizer = self.exp.get_optimizer(self.args.batch_size)
+        self.start_epoch, self.start_iter_in_epoch = 0, 0
+        ckpt = self.resume_train(model)
+
+        self.no_aug = self.start_epoch >= self.max_epoch - self.exp.no_aug_epochs
+        per_rank_batch = max(self.args.batch_size // self.world_size, 1)
+        self.train_loader = self.exp.get_data_loader(
+            batch_size=per_rank_batch, is_distributed=self.is_distributed, no_aug=self.no_aug,
+            cache_img=self.args.cache,
+        )
+        self.max_iter = len(self.train_loader)
+        if self.max_iter == 0:
+            raise ValueError("the training set yields no batch: fewer images than processes x batch size?")
+        self.train_iter = iter(self.train_loader)
+        self.lr_scheduler = self.exp.get_lr_scheduler(self.exp.basic_lr_per_img * self.args.batch_size, self.max_iter)
+        if self.no_aug:
+            model.head.use_l1 = True
+
+        if self.is_distributed:
+            model = DDP(model, device_ids=[self.local_rank] if self.device_type == "cuda" else None,
+                        broadcast_buffers=False)
+        self.model = model
+        self.grad_stat_modules = [m for m in unwrap_model(model).modules() if hasattr(m, "commit_grad_stats")]
+        self.frequency_groups = self.exp.class_frequency_groups(self._base_dataset())
+
+        if self.use_model_ema:
+            self.ema_model = ModelEMA(model, getattr(self.exp, "ema_decay", 0.9999))
+            self.ema_model.updates = self.max_iter * self.start_epoch
+            if ckpt is not None and "ema" in ckpt:
+                self.ema_model.ema.load_state_dict(ckpt["ema"])
+                self.ema_model.updates = ckpt.get("ema_updates", self.ema_model.updates)
+        self.evaluator = self.exp.get_evaluator(batch_size=per_rank_batch * self.world_size, is_distributed=self.is_distributed)
+        if self.rank == 0 and getattr(self.args, "logger", "tensorboard") == "tensorboard":
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tblogger = SummaryWriter(os.path.join(self.file_name, "tensorboard"))
+        self.model.train()
+        logger.info(f"Training start on {self.device} with {self.world_size} process(es), "
+                    f"{self.max_iter} iterations per epoch")
+
+    def _base_dataset(self):
+        dataset = self.train_loader.dataset
+        return getattr(dataset, "_dataset", dataset)
+
+    def after_train(self):
+        logger.info(f"Training of experiment is done and the best AP is {self.best_ap * 100:.2f}")
+        if self.tblogger is not None:
+            self.tblogger.close()
+
+    def before_epoch(self):
+        logger.info(f"---> start train epoch {self.epoch + 1}")
+        if self.epoch + 1 == self.max_epoch - self.exp.no_aug_epochs or (self.no_aug and self.epoch == self.start_epoch):
+            logger.info("--->No mosaic aug now!")
+            self.train_loader.close_mosaic()
+            logger.info("--->Add additional L1 loss now!")
+            unwrap_model(self.model).head.use_l1 = True
+            self.exp.eval_interval = 1
+            if not self.no_aug:
+                self.save_ckpt(ckpt_name="last_mosaic_epoch")
+
+    def after_epoch(self):
+        self.save_ckpt(ckpt_name="latest")
+        if (self.epoch + 1) % self.exp.eval_interval == 0 or self.epoch + 1 == self.max_epoch:
+            self.evaluate_and_save_model()
+
+    # ------------------------------------------------------------------ logging
+    def after_iter(self):
+        if (self.iter + 1) % self.exp.print_interval == 0:
+            left_iters = self.max_iter * self.max_epoch - (self.progress_in_iter + 1)
+            eta = datetime.timedelta(seconds=int(self.meter["iter_time"].global_avg * left_iters))
+            losses = {k: v.latest for k, v in self.meter.get_filtered_meter("loss").items()}
+            loss_str = ", ".join(f"{k}: {v:.3f}" for k, v in losses.items())
+            times = self.meter.get_filtered_meter("time")
+            time_str = ", ".join(f"{k}: {v.avg:.3f}s" for k, v in times.items())
+            gamma = self.gamma_by_group()
+            gamma_str = (", " + ", ".join(f"gamma_{g}: {v:.2f}" for g, v in gamma.items())) if gamma else ""
+            logger.info(
+                f"epoch: {self.epoch + 1}/{self.max_epoch}, iter: {self.iter + 1}/{self.max_iter}, {loss_str}, "
+                f"{time_str}, lr: {self.meter['lr'].latest:.3e}, size: {self.input_size[0]}, "
+                f"num_fg: {self.meter['num_fg'].latest:.1f}{gamma_str}, ETA: {eta}"
+            )
+            if self.tblogger is not None:
+                step = self.progress_in_iter + 1
+                for k, v in losses.items():
+                    self.tblogger.add_scalar(f"train/{k}", v, step)
+                self.tblogger.add_scalar("train/lr", self.meter["lr"].latest, step)
+                for g, v in gamma.items():
+                    self.tblogger.add_scalar(f"efl/gamma_{g}", v, step)
+            self.meter.clear_meters()
+
+        if self.exp.multiscale_range > 0 and (self.progress_in_iter + 1) % 10 == 0:
+            self.input_size = self.exp.random_resize(self.train_loader, self.epoch, self.rank, self.is_distributed)
+
+    def gamma_by_group(self):
+        """Mean EFL focusing factor per frequency group ('r', 'c', 'f'); {} without EFL or groups."""
+        loss = unwrap_model(self.model).head.cls_loss
+        if not hasattr(loss, "gamma_per_class"):
+            return {}
+        gamma = loss.gamma_per_class().float().cpu()
+        if not self.frequency_groups:
+            return {"all": float(gamma.mean())}
+        groups = np.asarray(self.frequency_groups)
+        return {g: float(gamma[torch.from_numpy(groups == g)].mean()) for g in ("r", "c", "f") if (groups == g).any()}
+
+    # ------------------------------------------------------------------ checkpoints and evaluation
+    def resume_train(self, model):
+        """Load ``--resume`` (continue a run) or ``-c`` (initial weights). Returns the checkpoint dict."""
+        args = self.args
+        if args.resume:
+            ckpt_file = args.ckpt or os.path.join(self.file_name, "latest_ckpt.pth")
+            logger.info(f"resume training from {ckpt_file}")
+            ckpt = load_checkpoint_file(ckpt_file, map_location=self.device)
+            model.load_state_dict(ckpt.get("train_model", ckpt["model"]))
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            if "scaler" in ckpt and self.amp_training:
+                self.scaler.load_state_dict(ckpt["scaler"])
+            self.best_ap = ckpt.pop("best_ap", 0.0)
+            self.start_epoch = args.start_epoch - 1 if args.start_epoch is not None else ckpt["start_epoch"]
+            _set_rng_state(ckpt.get("rng"))
+            logger.info(f"loaded checkpoint '{ckpt_file}' (epoch {self.start_epoch})")
+            return ckpt
+        if args.ckpt is not None:
+            logger.info(f"loading initial weights from {args.ckpt}")
+            ckpt = load_checkpoint_file(args.ckpt, map_location=self.device)
+            load_ckpt(model, ckpt["model"] if "model" in ckpt else ckpt)
+        self.start_epoch = 0
+        return None
+
+    def evaluate_and_save_model(self):
+        eval_model = self.ema_model.ema if self.use_model_ema else unwrap_model(self.model)
+        with torch.no_grad():
+            ap50_95, ap50, summary = self.exp.eval(eval_model, self.evaluator, self.is_distributed)
+        self.model.train()
+        # The first evaluation always writes best_ckpt.pth, even at AP 0 (users expect the file).
+        update_best = ap50_95 > self.best_ap or not os.path.exists(os.path.join(self.file_name, "best_ckpt.pth"))
+        self.best_ap = max(self.best_ap, ap50_95)
+        if self.rank == 0:
+            if self.tblogger is not None:
+                self.tblogger.add_scalar("val/COCOAP50", ap50, self.epoch + 1)
+                self.tblogger.add_scalar("val/COCOAP50_95", ap50_95, self.epoch + 1)
+                for k, v in (getattr(self.evaluator, "last_metrics", None) or {}).items():
+                    if isinstance(v, (int, float)):
+                        self.tblogger.add_scalar(f"val/{k}", v, self.epoch + 1)
+            logger.info("\n" + summary)
+        self.save_ckpt("last_epoch", update_best, ap=ap50_95)
+        if self.save_history_ckpt:
+            self.save_ckpt(f"epoch_{self.epoch + 1}", ap=ap50_95)
+
+    def save_ckpt(self, ckpt_name, update_best_ckpt=False, ap=None):
+        if self.rank != 0:
+            return
+        save_model = self.ema_model.ema if self.use_model_ema else unwrap_model(self.model)
+        state = {
+            "start_epoch": self.epoch + 1,
+            # "model" holds the weights evaluation uses (the EMA), as in the published checkpoints.
+            "model": save_model.state_dict(),
+            "train_model": unwrap_model(self.model).state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "best_ap": self.best_ap,
+            "curr_ap": ap,
+            "rng": _rng_state(),
+        }
+        if self.use_model_ema:
+            state["ema"] = self.ema_model.ema.state_dict()
+            state["ema_updates"] = self.ema_model.updates
+        logger.info(f"Save weights to {self.file_name} ({ckpt_name})")
+        save_checkpoint(state, update_best_ckpt, self.file_name, ckpt_name)

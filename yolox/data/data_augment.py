@@ -1,0 +1,210 @@
+"""Image and box augmentations for training, and the letterbox preprocessing shared with evaluation.
+
+Conventions: images are HWC BGR uint8 (OpenCV); boxes are ``[K, 4+]`` float arrays with
+(x1, y1, x2, y2) in pixels, optionally followed by the contiguous class index.
+Randomness comes from Python's ``random`` and NumPy's global generator, which
+``worker_init_reset_seed`` seeds per DataLoader worker.
+"""
+
+import math
+import random
+
+import cv2
+import numpy as np
+
+__all__ = [
+    "augment_hsv",
+    "get_affine_matrix",
+    "apply_affine_to_bboxes",
+    "random_affine",
+    "mirror",
+    "preproc",
+    "xyxy_to_cxcywh",
+    "TrainTransform",
+    "ValTransform",
+]
+
+PAD_VALUE = 114  # grey used for letterbox padding and empty mosaic/affine areas
+
+
+def augment_hsv(img, hgain=5, sgain=30, vgain=30):
+    """Randomly shift hue, saturation and value of ``img`` (HWC BGR uint8) IN PLACE.
+
+    Each channel is shifted with probability 1/2 by an integer offset drawn uniformly
+    from [-gain, gain]; hue wraps around (OpenCV hue range is 0-179), S and V saturate.
+    """
+    offsets = np.random.uniform(-1, 1, 3) * [hgain, sgain, vgain]
+    offsets *= np.random.randint(0, 2, 3)
+    offsets = offsets.astype(np.int16)
+    hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV).astype(np.int16)
+    hsv[..., 0] = (hsv[..., 0] + offsets[0]) % 180
+    hsv[..., 1] = np.clip(hsv[..., 1] + offsets[1], 0, 255)
+    hsv[..., 2] = np.clip(hsv[..., 2] + offsets[2], 0, 255)
+    cv2.cvtColor(hsv.astype(img.dtype), cv2.COLOR_HSV2BGR, dst=img)
+
+
+def _draw(value, center=0.0):
+    """A uniform draw: from (center - value, center + value) for a number, from (lo, hi) for a pair."""
+    if isinstance(value, (int, float)):
+        return random.uniform(center - value, center + value)
+    if len(value) == 2:
+        return random.uniform(value[0], value[1])
+    raise ValueError(f"expected a number or a (low, high) pair, got {value!r}")
+
+
+def get_affine_matrix(target_size, degrees=10.0, translate=0.1, scales=0.1, shear=10.0):
+    """A random 2x3 affine matrix (rotation+scale about the origin, shear, translation).
+
+    Args:
+        target_size: (width, height) of the output image, in pixels.
+        degrees, shear: max absolute angle in degrees, or a (low, high) range.
+        translate: max translation as a fraction of the output size, or a range.
+        scales: scale jitter around 1 (number) or a (low, high) range.
+    Returns:
+        (M ndarray[2, 3] float64, scale float).
+    """
+    width, height = target_size
+    angle = _draw(degrees)
+    scale = _draw(scales, center=1.0)
+    if scale <= 0.0:
+        raise ValueError(f"affine scale must be positive, drew {scale} from {scales!r}")
+    rotation = cv2.getRotationMatrix2D(center=(0, 0), angle=angle, scale=scale)
+    shear_x = math.tan(_draw(shear) * math.pi / 180)
+    shear_y = math.tan(_draw(shear) * math.pi / 180)
+    matrix = np.ones((2, 3))
+    matrix[0] = rotation[0] + shear_y * rotation[1]
+    matrix[1] = rotation[1] + shear_x * rotation[0]
+    matrix[0, 2] = _draw(translate) * width
+    matrix[1, 2] = _draw(translate) * height
+    return matrix, scale
+
+
+def apply_affine_to_bboxes(targets, target_size, matrix, scale=None):
+    """Map boxes through ``matrix``: the new box encloses the 4 transformed corners, clipped to the image.
+
+    Args:
+        targets: ndarray[K, 4+] with (x1, y1, x2, y2, ...); modified in place and returned.
+        target_size: (width, height) of the output image.
+        matrix: ndarray[2, 3].
+        scale: unused, kept for call compatibility with ``get_affine_matrix``'s return value.
+    """
+    num = len(targets)
+    if num == 0:
+        return targets
+    width, height = target_size
+    # corners (x1,y1), (x2,y2), (x1,y2), (x2,y1) as homogeneous points
+    corners = np.ones((4 * num, 3))
+    corners[:, :2] = targets[:, [0, 1, 2, 3, 0, 3, 2, 1]].reshape(4 * num, 2)
+    corners = (corners @ matrix.T).reshape(num, 8)
+    xs, ys = corners[:, 0::2], corners[:, 1::2]
+    targets[:, 0] = np.clip(xs.min(1), 0, width)
+    targets[:, 1] = np.clip(ys.min(1), 0, height)
+    targets[:, 2] = np.clip(xs.max(1), 0, width)
+    targets[:, 3] = np.clip(ys.max(1), 0, height)
+    return targets
+
+
+def random_affine(img, targets=(), target_size=(640, 640), degrees=10.0, translate=0.1, scales=0.1, shear=10.0):
+    """Warp ``img`` with a random affine matrix into a ``target_size`` = (width, height) canvas.
+
+    Uncovered pixels are filled with 114. ``targets`` (ndarray[K, 4+], xyxy first) are mapped and
+    clipped to the output; degenerate boxes are left for the caller's size filter.
+    Returns (img HWC uint8, targets).
+    """
+    matrix, scale = get_affine_matrix(target_size, degrees, translate, scales, shear)
+    img = cv2.warpAffine(img, matrix, dsize=tuple(target_size), borderValue=(PAD_VALUE,) * 3)
+    if len(targets) > 0:
+        targets = apply_affine_to_bboxes(targets, target_size, matrix, scale)
+    return img, targets
+
+
+def mirror(image, boxes, prob=0.5):
+    """Flip ``image`` (HWC) and its ``boxes`` (ndarray[K, 4] xyxy, in place) left-right with probability ``prob``."""
+    width = image.shape[1]
+    if random.random() < prob:
+        image = image[:, ::-1]
+        boxes[:, 0::2] = width - boxes[:, 2::-2]
+    return image, boxes
+
+
+def preproc(img, input_size, swap=(2, 0, 1)):
+    """Letterbox ``img`` into ``input_size`` = (height, width).
+
+    The image is scaled by r = min(H_in / h, W_in / w) (bilinear) and pasted at the TOP-LEFT of a
+    canvas filled with 114; no normalisation (values stay 0-255).
+    Returns (ndarray float32, CHW with the default ``swap``; r float).
+    """
+    if img.ndim == 3:
+        padded = np.full((input_size[0], input_size[1], img.shape[2]), PAD_VALUE, dtype=np.uint8)
+    else:
+        padded = np.full(tuple(input_size[:2]), PAD_VALUE, dtype=np.uint8)
+    r = min(input_size[0] / img.shape[0], input_size[1] / img.shape[1])
+    new_w, new_h = int(img.shape[1] * r), int(img.shape[0] * r)
+    resized = cv2.resize(img, (new_w, new_h), interpolation=cv2.INTER_LINEAR).astype(np.uint8)
+    padded[:new_h, :new_w] = resized
+    padded = padded.transpose(swap)
+    return np.ascontiguousarray(padded, dtype=np.float32), r
+
+
+def xyxy_to_cxcywh(boxes):
+    """ndarray[K, 4] (x1, y1, x2, y2) -> new ndarray[K, 4] (cx, cy, w, h)."""
+    out = np.empty_like(boxes)
+    out[:, 2] = boxes[:, 2] - boxes[:, 0]
+    out[:, 3] = boxes[:, 3] - boxes[:, 1]
+    out[:, 0] = boxes[:, 0] + out[:, 2] * 0.5
+    out[:, 1] = boxes[:, 1] + out[:, 3] * 0.5
+    return out
+
+
+class TrainTransform:
+    """HSV jitter, horizontal flip and letterbox for training; labels padded to a fixed count.
+
+    ``__call__(image HWC uint8, targets ndarray[K, 5] (x1, y1, x2, y2, cls), input_dim (h, w))``
+    returns ``(img float32 [3, h, w], labels float32 [max_labels, 5])`` with label rows
+    (cls, cx, cy, w, h) in input pixels, zero rows as padding. Boxes whose width or height is
+    <= 1 px after resizing are dropped; if that drops every box, the un-augmented image and
+    boxes are used instead so that a labelled image never becomes a negative.
+    """
+
+    def __init__(self, max_labels=50, flip_prob=0.5, hsv_prob=1.0):
+        self.max_labels = max_labels
+        self.flip_prob = flip_prob
+        self.hsv_prob = hsv_prob
+
+    def __call__(self, image, targets, input_dim):
+        boxes = targets[:, :4].copy()
+        labels = targets[:, 4].copy()
+        padded_labels = np.zeros((self.max_labels, 5), dtype=np.float32)
+        if len(boxes) == 0:
+            image, _ = preproc(image, input_dim)
+            return image, padded_labels
+
+        original_image = image.copy()
+        original_boxes = xyxy_to_cxcywh(boxes)
+        original_labels = labels
+
+        if random.random() < self.hsv_prob:
+            augment_hsv(image)
+        image, boxes = mirror(image, boxes, self.flip_prob)
+        image, r = preproc(image, input_dim)
+        boxes = xyxy_to_cxcywh(boxes) * r
+        keep = np.minimum(boxes[:, 2], boxes[:, 3]) > 1
+        boxes, labels = boxes[keep], labels[keep]
+        if len(boxes) == 0:
+            image, r = preproc(original_image, input_dim)
+            boxes, labels = original_boxes * r, original_labels
+
+        rows = np.hstack((labels[:, None], boxes))[: self.max_labels]
+        padded_labels[: len(rows)] = rows
+        return image, padded_labels
+
+
+class ValTransform:
+    """Letterbox for evaluation: ``__call__(img, res, input_size) -> (img float32 CHW, zeros((1, 5)))``."""
+
+    def __init__(self, swap=(2, 0, 1)):
+        self.swap = swap
+
+    def __call__(self, img, res, input_size):
+        img, _ = preproc(img, input_size, self.swap)
+        return img, np.zeros((1, 5))

@@ -1,0 +1,204 @@
+"""LVIS box AP (federated protocol) with faster-coco-eval's ``lvis_style`` mode, and the LVIS evaluator.
+
+The official ``lvis`` package (0.5.3) does not run on NumPy 2; faster-coco-eval reproduces its numbers
+(the tests compare both). The protocol: at most ``max_dets`` (300) detections per image, the best by score;
+per image only the categories that are annotated (positive) or listed in ``neg_category_ids`` are
+evaluated; unmatched detections of categories in ``not_exhaustive_category_ids`` are ignored; APr/APc/APf
+average the categories of each frequency group (rare < 10 training images, common < 100, else frequent).
+"""
+import csv
+import math
+import os
+from collections import defaultdict
+
+import numpy as np
+from faster_coco_eval import COCO, COCOeval_faster
+from tabulate import tabulate
+
+from .coco_evaluator import COCOEvaluator, _mean_valid, _quiet, build_results_api, load_gt
+from .detection_gather import detections_to_coco, resolve_gt_json
+
+__all__ = ["LVIS_METRIC_KEYS", "frequency_from_image_count", "lvis_eval_per_category", "lvis_bbox_eval",
+           "write_per_category_csv", "metrics_table", "LVISEvaluator"]
+
+LVIS_METRIC_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf")
+FREQUENCY_GROUPS = ("r", "c", "f")
+PER_CATEGORY_CSV_COLUMNS = ("category_id", "name", "frequency", "image_count", "AP")
+
+
+def frequency_from_image_count(image_count):
+    """LVIS frequency group of a category seen in ``image_count`` training images."""
+    if image_count < 10:
+        return "r"
+    return "c" if image_count < 100 else "f"
+
+
+def _category_table(categories, class_image_counts):
+    """Per category: (name, frequency, image_count). image_count comes from the json when present, else
+    from ``class_image_counts``; frequency from the json when present, else from that image count."""
+    table = {}
+    for cat in categories:
+        cid = int(cat["id"])
+        count = cat.get("image_count")
+        if count is None and class_image_counts is not None:
+            count = class_image_counts.get(cid)
+        freq = cat.get("frequency")
+        if freq is None and count is not None:
+            freq = frequency_from_image_count(int(count))
+        if freq not in FREQUENCY_GROUPS:
+            raise ValueError(f"category {cid} has no LVIS frequency ('r'/'c'/'f') and no image count to derive it "
+                             "from: give the categories 'frequency' or 'image_count', or pass class_image_counts")
+        table[cid] = (cat.get("name", str(cid)), freq, count)
+    return table
+
+
+def _limit_dets_per_image(results, max_dets):
+    """The ``max_dets`` best-scoring results of each image (stable on ties), grouped by image in order of
+    first appearance - the LVIS API's ``LVISResults.limit_dets_per_image``."""
+    by_image = defaultdict(list)
+    for r in results:
+        by_image[r["image_id"]].append(r)
+    kept = []
+    for anns in by_image.values():
+        if len(anns) > max_dets:
+            anns = sorted(anns, key=lambda a: a["score"], reverse=True)[:max_dets]
+        kept.extend(anns)
+    return kept
+
+
+def lvis_eval_per_category(gt_json_path, results, max_dets=300, class_image_counts=None):
+    """LVIS box evaluation with per-category detail.
+
+    Args:
+        gt_json_path: LVIS json path (str or Path) or its loaded dict (its categories are not modified).
+        results: COCO-style list of ``{image_id, category_id, bbox [x, y, w, h], score}``; may be empty.
+        max_dets: detections kept per image (best scores first).
+        class_image_counts: ``{category_id: training image count}`` for categories whose json entry lacks
+            ``image_count``/``frequency``.
+
+    Returns:
+        (metrics, per_category): ``metrics`` as in :func:`lvis_bbox_eval`; ``per_category`` a list, in
+        category id order, of dicts with the keys of the per-category CSV
+        (``category_id name frequency image_count AP``; AP NaN for categories without ground truth in
+        the evaluated images, image_count None when unknown).
+    """
+    gt = dict(load_gt(gt_json_path))
+    categories = _category_table(gt.get("categories", []), class_image_counts)
+    # Fill frequencies on copies: faster-coco-eval reads them from the categories to form r/c/f groups.
+    gt["categories"] = [dict(c, frequency=categories[int(c["id"])][1]) for c in gt.get("categories", [])]
+    coco_gt = COCO(gt, print_function=_quiet)
+    coco_dt = build_results_api(coco_gt, _limit_dets_per_image(results, max_dets))
+    evaluator = COCOeval_faster(coco_gt, coco_dt, "bbox", lvis_style=True, print_function=_quiet)
+    evaluator.params.maxDets = [max_dets]
+    evaluator.evaluate()
+    evaluator.accumulate()
+
+    p = evaluator.params
+    precision = evaluator.eval["precision"][..., -1]  # [T, R, K, A]
+    t50, t75 = (int(np.argmin(np.abs(p.iouThrs - t))) for t in (0.5, 0.75))
+    area = {label: i for i, label in enumerate(p.areaRngLbl)}
+    cat_ids = [int(c) for c in p.catIds]
+    freq_of = np.array([categories[c][1] for c in cat_ids])
+    metrics = {
+        "AP": _mean_valid(precision[..., area["all"]]),
+        "AP50": _mean_valid(precision[t50, ..., area["all"]]),
+        "AP75": _mean_valid(precision[t75, ..., area["all"]]),
+        "APs": _mean_valid(precision[..., area["small"]]),
+        "APm": _mean_valid(precision[..., area["medium"]]),
+        "APl": _mean_valid(precision[..., area["large"]]),
+    }
+    for group in FREQUENCY_GROUPS:
+        metrics["AP" + group] = _mean_valid(precision[:, :, freq_of == group, area["all"]])
+
+    per_category = []
+    for k, cid in enumerate(cat_ids):
+        name, freq, count = categories[cid]
+        per_category.append({"category_id": cid, "name": name, "frequency": freq,
+                             "image_count": None if count is None else int(count),
+                             "AP": _mean_valid(precision[:, :, k, area["all"]])})
+    return metrics, per_category
+
+
+def write_per_category_csv(path, per_category):
+    """Write ``per_category`` rows (see :func:`lvis_eval_per_category`) as CSV; NaN AP is written 'nan'."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(PER_CATEGORY_CSV_COLUMNS)
+        for row in per_category:
+            count = "" if row["image_count"] is None else row["image_count"]
+            writer.writerow([row["category_id"], row["name"], row["frequency"], count, f"{row['AP']:.6f}"])
+
+
+def lvis_bbox_eval(gt_json_path, results, max_dets=300, per_category_csv=None, class_image_counts=None):
+    """LVIS box AP of ``results`` (federated protocol, up to ``max_dets`` detections per image).
+
+    Args:
+        gt_json_path: LVIS json path (str or Path) or its loaded dict.
+        results: COCO-style list of ``{image_id, category_id, bbox [x, y, w, h], score}``; may be empty.
+        max_dets: detections kept per image (LVIS: 300).
+        per_category_csv: optional path; writes ``category_id,name,frequency,image_count,AP`` per category.
+        class_image_counts: ``{category_id: training image count}``, used where the json's categories lack
+            ``image_count`` (and ``frequency``).
+
+    Returns:
+        dict with exactly the keys ``AP AP50 AP75 APs APm APl APr APc APf``, fractions in [0, 1]. A value
+        is NaN when nothing was evaluated for it (e.g. APr when no rare category has ground truth in the
+        evaluated images; the LVIS API reports -1 there). Empty ``results`` give 0.0 for the others.
+        Per-category APs: :func:`lvis_eval_per_category`.
+    """
+    metrics, per_category = lvis_eval_per_category(gt_json_path, results, max_dets, class_image_counts)
+    if per_category_csv is not None:
+        write_per_category_csv(per_category_csv, per_category)
+    return metrics
+
+
+def metrics_table(metrics, keys=LVIS_METRIC_KEYS):
+    """One-row tabulate table of ``metrics`` in percent."""
+    row = ["nan" if math.isnan(metrics[k]) else f"{100 * metrics[k]:.2f}" for k in keys]
+    return tabulate([row], headers=list(keys), tablefmt="pipe", stralign="right")
+
+
+class LVISEvaluator(COCOEvaluator):
+    """LVIS evaluation of a detector on a validation loader (same interface as :class:`COCOEvaluator`).
+
+    ``evaluate`` returns ``(AP, AP50, summary)``; ``last_metrics`` holds the nine LVIS metrics plus
+    ``per_category`` (``{category_id: AP}``). With ``output_dir`` set, rank 0 writes
+    ``<output_dir>/lvis_per_category_ap.csv``. ``class_image_counts`` (``{category_id: training image
+    count}``) fills the CSV's image_count where the ground-truth json has none.
+    """
+
+    csv_name = "lvis_per_category_ap.csv"
+
+    def __init__(self, dataloader, img_size, confthre, nmsthre, num_classes, postprocess_fn=None, max_dets=300,
+                 output_dir=None, class_image_counts=None):
+        super().__init__(dataloader, img_size, confthre, nmsthre, num_classes, postprocess_fn,
+                         per_class_AP=False, per_class_AR=False)
+        self.max_dets = max_dets
+        self.output_dir = output_dir
+        self.class_image_counts = class_image_counts
+        self._gt = None  # the json is large (LVIS v1 val: ~200 MB); load it once per evaluator
+
+    def _postprocess_fn(self):
+        if self.postprocess_fn is not None:
+            return self.postprocess_fn
+        from functools import partial
+
+        from yolox.utils.boxes import multilabel_postprocess
+
+        return partial(multilabel_postprocess, max_det=self.max_dets)
+
+    def _score(self, merged, stats):
+        dataset = self.dataloader.dataset
+        if self._gt is None:
+            self._gt = load_gt(resolve_gt_json(dataset))
+        metrics, per_category = lvis_eval_per_category(self._gt, detections_to_coco(merged), self.max_dets,
+                                                       self.class_image_counts)
+        summary = [self._speed_line(stats, self.dataloader.batch_size), metrics_table(metrics)]
+        if self.output_dir is not None:
+            path = os.path.join(self.output_dir, self.csv_name)
+            write_per_category_csv(path, per_category)
+            summary.append(f"per-category AP written to {path}")
+        metrics["per_category"] = {row["category_id"]: row["AP"] for row in per_category}
+        return metrics, "\n".join(summary) + "\n"
+

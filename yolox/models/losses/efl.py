@@ -1,0 +1,90 @@
+"""Equalized Focal Loss (Li et al., CVPR 2022)."""
+import torch.nn.functional as F
+
+from .grad_stats import GradStatsMixin
+
+__all__ = ["EqualizedFocalLoss"]
+
+
+def _check_shapes(logits, targets, num_classes):
+    if logits.dim() != 2 or logits.shape != targets.shape or logits.shape[1] != num_classes:
+        raise ValueError(
+            f"expected logits and targets of shape [N, {num_classes}], got {tuple(logits.shape)} "
+            f"and {tuple(targets.shape)}"
+        )
+
+
+class EqualizedFocalLoss(GradStatsMixin):
+    """Summed EFL over [N, C] logits with 0/1 targets.
+
+        EFL(p_t) = -alpha_t * (gamma^j / gamma_b) * (1 - p_t)^gamma^j * log(p_t)
+        gamma^j  = gamma_b + s * (1 - g^j),   g^j = pos_neg[j] = clamp(pos_grad / neg_grad, 0, 1)
+
+    As in the official implementation (ModelTC EOD/United-Perception): ``pos_neg`` starts at ones, so
+    gamma^j = gamma_b and EFL equals the focal loss until the first statistics arrive; the weighting
+    factor gamma^j / gamma_b multiplies the whole per-element loss (positives and negatives); alpha_t
+    is the usual focal balance (alpha for positives, 1 - alpha for negatives); the factors are detached.
+    With all g^j = 1 the loss is exactly torchvision's ``sigmoid_focal_loss(alpha, gamma_b)``.
+
+    Gradient statistics: see :class:`GradStatsMixin`. The analytic derivative (the supplement's eq. 2,
+    i.e. the focal-loss derivative with per-class gamma, times alpha_t and the weighting factor) is
+
+        |dEFL/dx| = alpha_t * w^j * (1 - p_t)^gamma^j * (1 - p_t - gamma^j * p_t * log p_t).
+    """
+
+    quality_targets = False
+
+    def __init__(self, num_classes, gamma_b=2.0, scale_factor=4.0, alpha=0.25, grad_mode="hook"):
+        super().__init__()
+        self.gamma_b = float(gamma_b)
+        self.scale_factor = float(scale_factor)
+        self.alpha = float(alpha)
+        self._init_grad_stats(num_classes, grad_mode, initial_ratio=1.0)
+
+    def gamma_per_class(self):
+        """Focusing factor gamma^j = gamma_b + s * (1 - g^j), [C] float32."""
+        return self.gamma_b + self.scale_factor * (1.0 - self.pos_neg)
+
+    def _factors(self):
+        """Detached ([1, C] focusing factor, [1, C] weighting factor gamma^j / gamma_b)."""
+        gamma = self.gamma_per_class().detach().unsqueeze(0)
+        return gamma, gamma / self.gamma_b
+
+    def _alpha_t(self, targets):
+        if self.alpha < 0:  # negative alpha disables balancing, as in torchvision
+            return 1.0
+        return self.alpha * targets + (1.0 - self.alpha) * (1.0 - targets)
+
+    def forward(self, logits, targets, normalizer=1.0, pos_mask=None):
+        """Summed EFL.
+
+        Args:
+            logits: [N, C] raw class scores (any float dtype; computed in float32).
+            targets: [N, C] 0/1 targets.
+            normalizer: what the caller divides the returned sum by before backward (analytic mode only).
+            pos_mask: optional bool [N, C] marking positive elements for the statistics (default targets > 0).
+        Returns:
+            float32 scalar, the summed (not normalised) loss.
+        """
+        _check_shapes(logits, targets, self.num_classes)
+        x = logits.float()
+        y = targets.to(x.dtype)
+        self._collect_grad_stats(x, y, y > 0 if pos_mask is None else pos_mask, normalizer)
+
+        gamma, weight = self._factors()
+        ce = F.binary_cross_entropy_with_logits(x, y, reduction="none")  # -log(p_t)
+        p = x.sigmoid()
+        p_t = p * y + (1.0 - p) * (1.0 - y)
+        return (self._alpha_t(y) * weight * (1.0 - p_t).pow(gamma) * ce).sum()
+
+    def _analytic_grad_abs(self, x, targets, pos_mask):
+        gamma, weight = self._factors()
+        log_p_t = -F.binary_cross_entropy_with_logits(x, targets, reduction="none")
+        p = x.sigmoid()
+        p_t = p * targets + (1.0 - p) * (1.0 - targets)
+        focal_grad = (1.0 - p_t).pow(gamma) * (1.0 - p_t - gamma * p_t * log_p_t)
+        return self._alpha_t(targets) * weight * focal_grad
+
+    def extra_repr(self):
+        return (f"num_classes={self.num_classes}, gamma_b={self.gamma_b}, scale_factor={self.scale_factor}, "
+                f"alpha={self.alpha}, grad_mode={self.grad_mode!r}")

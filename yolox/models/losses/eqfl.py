@@ -1,0 +1,70 @@
+"""Equalized Quality Focal Loss: QFL with EFL's per-class focusing and weighting factors."""
+import torch.nn.functional as F
+
+from .efl import _check_shapes
+from .grad_stats import GradStatsMixin
+
+__all__ = ["EqualizedQualityFocalLoss"]
+
+
+class EqualizedQualityFocalLoss(GradStatsMixin):
+    """Summed EQFL over [N, C] logits with IoU-quality targets y in [0, 1].
+
+        EQFL = (gamma^j / gamma_b) * BCE(x, y) * |y - p|^gamma^j,   gamma^j = gamma_b + s * (1 - g^j)
+
+    Following the official implementation: positives (y > 0) use BCE against the quality y modulated by
+    |y - p|^gamma^j, negatives use BCE(x, 0) * p^gamma^j (the same expression with y = 0); the weighting
+    factor multiplies both; there is no alpha balancing; ``pos_neg`` starts at ones.
+
+    Analytic derivative (d = p - y), used by ``grad_mode="analytic"``; requires gamma^j >= 1:
+
+        |dEQFL/dx| = w^j * |d|^(gamma^j - 1) * (d^2 + gamma^j * p * (1 - p) * BCE(x, y)).
+    """
+
+    quality_targets = True
+
+    def __init__(self, num_classes, gamma_b=2.0, scale_factor=4.0, grad_mode="hook"):
+        super().__init__()
+        self.gamma_b = float(gamma_b)
+        self.scale_factor = float(scale_factor)
+        self._init_grad_stats(num_classes, grad_mode, initial_ratio=1.0)
+
+    def gamma_per_class(self):
+        """Focusing factor gamma^j = gamma_b + s * (1 - g^j), [C] float32."""
+        return self.gamma_b + self.scale_factor * (1.0 - self.pos_neg)
+
+    def _factors(self):
+        gamma = self.gamma_per_class().detach().unsqueeze(0)
+        return gamma, gamma / self.gamma_b
+
+    def forward(self, logits, targets, normalizer=1.0, pos_mask=None):
+        """Summed EQFL.
+
+        Args:
+            logits: [N, C] raw class scores (any float dtype; computed in float32).
+            targets: [N, C] one-hot(class) * IoU quality, in [0, 1].
+            normalizer: what the caller divides the returned sum by before backward (analytic mode only).
+            pos_mask: optional bool [N, C] marking positive elements for the statistics (default targets > 0;
+                pass one-hot(class) of the foreground anchors to also count positives whose IoU is 0).
+        Returns:
+            float32 scalar, the summed (not normalised) loss.
+        """
+        _check_shapes(logits, targets, self.num_classes)
+        x = logits.float()
+        y = targets.to(x.dtype)
+        self._collect_grad_stats(x, y, y > 0 if pos_mask is None else pos_mask, normalizer)
+
+        gamma, weight = self._factors()
+        modulator = (y - x.sigmoid()).abs().pow(gamma)
+        return (weight * modulator * F.binary_cross_entropy_with_logits(x, y, reduction="none")).sum()
+
+    def _analytic_grad_abs(self, x, targets, pos_mask):
+        gamma, weight = self._factors()
+        p = x.sigmoid()
+        d = (p - targets).abs()
+        bce = F.binary_cross_entropy_with_logits(x, targets, reduction="none")
+        return weight * d.pow(gamma - 1.0) * (d * d + gamma * p * (1.0 - p) * bce)
+
+    def extra_repr(self):
+        return (f"num_classes={self.num_classes}, gamma_b={self.gamma_b}, scale_factor={self.scale_factor}, "
+                f"grad_mode={self.grad_mode!r}")

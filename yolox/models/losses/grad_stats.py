@@ -1,0 +1,151 @@
+"""Per-class positive/negative gradient statistics shared by EFL, EQFL and EQLv2*.
+
+The statistics describe the loss that is actually back-propagated: the caller divides the summed loss by a
+normaliser (number of foreground anchors, averaged over ranks) before ``backward``, and under AMP the
+gradients are multiplied by the loss scale. Each step, per class j:
+
+    pos_grad[j] += sum over positive elements of |dL/dx_ij|
+    neg_grad[j] += sum over negative elements of |dL/dx_ij|
+    pos_neg[j]   = clamp(pos_grad[j] / (neg_grad[j] + eps), 0, 1)      (= g^j)
+
+(a class that has never received any gradient keeps its initial ``pos_neg``; EQLv2 skips the clamp).
+
+Two ways to obtain |dL/dx| are provided (the EFL supplement describes both):
+- ``grad_mode="hook"``: a tensor hook on the logits reads the real gradient during backward. It sees the
+  caller's normalisation and the AMP loss scale; the scale is removed in :meth:`commit_grad_stats`.
+- ``grad_mode="analytic"``: the loss module evaluates its closed-form derivative in forward and divides by
+  the ``normalizer`` the caller passes (the caller must then back-propagate ``summed / normalizer``).
+
+Pending sums are kept outside the state dict; the trainer calls :meth:`commit_grad_stats` exactly once
+after every backward, which all-reduces them across ranks (every rank must call it, even when it skips).
+"""
+import torch
+import torch.distributed as dist
+from torch import nn
+
+__all__ = ["GradStatsMixin", "commit_all_grad_stats"]
+
+GRAD_MODES = ("hook", "analytic")
+
+
+class GradStatsMixin(nn.Module):
+    """Base for classification losses whose weights depend on accumulated gradient statistics.
+
+    Buffers (float32, shape [C], saved in checkpoints): ``pos_grad``, ``neg_grad``, ``pos_neg``.
+    Subclasses call :meth:`_init_grad_stats` in ``__init__``, implement ``_analytic_grad_abs`` and call
+    :meth:`_collect_grad_stats` from ``forward``.
+    """
+
+    eps = 1e-10
+    # EFL/EQFL use g = clamp(pos/neg, 0, 1); EQLv2 keeps the raw ratio (its sigmoid mapping saturates anyway).
+    clamp_ratio = True
+
+    def _init_grad_stats(self, num_classes, grad_mode="hook", initial_ratio=1.0):
+        if grad_mode not in GRAD_MODES:
+            raise ValueError(f"grad_mode must be one of {GRAD_MODES}, got {grad_mode!r}")
+        self.num_classes = int(num_classes)
+        self.grad_mode = grad_mode
+        self.register_buffer("pos_grad", torch.zeros(self.num_classes, dtype=torch.float32))
+        self.register_buffer("neg_grad", torch.zeros(self.num_classes, dtype=torch.float32))
+        self.register_buffer("pos_neg", torch.full((self.num_classes,), float(initial_ratio), dtype=torch.float32))
+        self._reset_pending()
+
+    def _reset_pending(self):
+        # [2, C] float32 sums (row 0 positives, row 1 negatives); None until something is collected.
+        self._pending_hook = None  # in AMP-scaled units, divided by grad_scale at commit time
+        self._pending_analytic = None  # already in unscaled units of the normalised loss
+
+    @staticmethod
+    def _split_by_target(grad_abs, pos_mask):
+        """[N, C] |grad| and bool mask -> [2, C] float32 (per-class positive sums, negative sums)."""
+        grad_abs = grad_abs.detach().float()
+        pos_mask = pos_mask.to(grad_abs.device)
+        pos = torch.where(pos_mask, grad_abs, torch.zeros_like(grad_abs)).sum(dim=0)
+        neg = torch.where(pos_mask, torch.zeros_like(grad_abs), grad_abs).sum(dim=0)
+        return torch.stack([pos, neg])
+
+    @staticmethod
+    def _accumulate(pending, stats):
+        return stats if pending is None else pending + stats.to(pending.device)
+
+    def _collect_grad_stats(self, x, targets, pos_mask, normalizer):
+        """Arrange for |dL/dx| of this forward to reach the pending sums.
+
+        Args:
+            x: float32 logits [N, C] exactly as used in the loss graph (the hook is registered on it).
+            targets: float32 targets [N, C].
+            pos_mask: bool [N, C]; positive elements (default ``targets > 0``).
+            normalizer: what the caller divides the summed loss by (used by the analytic mode only).
+        """
+        if not (self.training and torch.is_grad_enabled() and x.requires_grad):
+            return  # no backward will follow (eval, no_grad, or frozen logits): collect nothing
+        pos_mask = pos_mask.detach()
+        if self.grad_mode == "hook":
+            def hook(grad):
+                stats = self._split_by_target(grad.abs(), pos_mask)
+                self._pending_hook = self._accumulate(self._pending_hook, stats)
+
+            x.register_hook(hook)
+        else:
+            with torch.no_grad():
+                grad_abs = self._analytic_grad_abs(x.detach(), targets.detach(), pos_mask)
+                if isinstance(normalizer, torch.Tensor):
+                    normalizer = normalizer.detach().float().to(grad_abs.device)
+                stats = self._split_by_target(grad_abs / normalizer, pos_mask)
+            self._pending_analytic = self._accumulate(self._pending_analytic, stats)
+
+    def _analytic_grad_abs(self, x, targets, pos_mask):
+        """|d(summed loss)/dx| [N, C] in closed form, float32."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def commit_grad_stats(self, grad_scale=1.0, skip=False):
+        """Fold this step's pending statistics into the buffers; call once after every backward.
+
+        Args:
+            grad_scale: the AMP loss scale used for this backward (GradScaler.get_scale()); hook-mode
+                gradients are divided by it so the buffers stay in unscaled float32 units.
+            skip: True when the optimizer step is skipped (non-finite gradients): nothing is added.
+                Under DDP every rank must call this; if any rank skips, all ranks skip.
+        """
+        device = self.pos_grad.device
+        step = torch.zeros(2, self.num_classes, dtype=torch.float32, device=device)
+        if self._pending_hook is not None:
+            step += self._pending_hook.to(device) / float(grad_scale)
+        if self._pending_analytic is not None:
+            step += self._pending_analytic.to(device)
+        self._reset_pending()
+
+        skip_flag = torch.tensor([1.0 if skip else 0.0], dtype=torch.float32, device=device)
+        packed = torch.cat([step.flatten(), skip_flag])
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            # The effective DDP loss is the mean of the per-rank losses, so its logit gradients are the
+            # per-rank gradients divided by the world size. One collective for stats and skip flag.
+            dist.all_reduce(packed, op=dist.ReduceOp.SUM)
+            packed[:-1] /= dist.get_world_size()
+        step = packed[:-1].view(2, self.num_classes)
+        # Branch-free (no host sync on CUDA): a skipped or non-finite step leaves all buffers untouched.
+        keep = (packed[-1] == 0) & torch.isfinite(step).all()
+        self.pos_grad.copy_(torch.where(keep, self.pos_grad + step[0], self.pos_grad))
+        self.neg_grad.copy_(torch.where(keep, self.neg_grad + step[1], self.neg_grad))
+        ratio = self.pos_grad / (self.neg_grad + self.eps)
+        if self.clamp_ratio:
+            ratio = ratio.clamp(0.0, 1.0)
+        # A class that has never received any gradient keeps its initial ratio (an empty commit must not
+        # turn EFL's initial g = 1 into g = 0); otherwise this is the official update.
+        seen = (self.pos_grad > 0) | (self.neg_grad > 0)
+        self.pos_neg.copy_(torch.where(keep & seen, ratio, self.pos_neg))
+
+
+def commit_all_grad_stats(model, grad_scale=1.0, skip=False):
+    """Call :meth:`GradStatsMixin.commit_grad_stats` on every such module inside ``model``.
+
+    Modules are visited in ``model.modules()`` order, which is identical on every rank, so the
+    collectives match. Returns the number of modules committed.
+    """
+    count = 0
+    for module in model.modules():
+        if isinstance(module, GradStatsMixin):
+            module.commit_grad_stats(grad_scale=grad_scale, skip=skip)
+            count += 1
+    return count

@@ -1,0 +1,310 @@
+"""The decoupled YOLOX head, serving both supervisors.
+
+One set of convolutions (the upstream key names ``stems``, ``cls_convs``, ``reg_convs``, ``cls_preds``,
+``reg_preds``, ``obj_preds``) and two ways of supervising them, chosen by the experiment:
+
+- **YOLOX** (``anchor_scales=None``): one anchor point per location, boxes coded as (offset from the
+  cell corner, log size) in stride units, SimOTA assignment, an objectness branch trained on all
+  locations, the classification loss on foreground locations only (IoU-weighted one-hot targets), IoU
+  loss, and an L1 loss on the raw outputs once ``use_l1`` is switched on for the final no-aug epochs.
+- **YOLOX\*** (``anchor_scales=(3, 4)``): square anchors of side ``stride * s`` per location, boxes coded
+  as anchor-relative deltas, ATSS assignment, the third branch predicting the IoU of the box with its
+  target (score at inference = cls x IoU), the classification loss on every anchor (so focal-type and
+  equalized losses see the negatives), GIoU on decoded boxes + L1 on deltas from the first iteration.
+
+Anchor layout: level-major, then location (row-major), then anchor; with ``na`` anchors per location
+anchor ``(y * W + x) * na + k`` of a level. The prediction convs emit ``na * C`` (anchor-major)
+channels, so for ``na = 1`` the layout and the weights are exactly upstream YOLOX's.
+"""
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision
+
+from yolox.utils.boxes import cxcywh2xyxy
+from yolox.utils.dist import reduce_mean
+
+from .assigners import ATSSAssigner, SimOTAAssigner
+from .losses import GradStatsMixin, IOUloss, SigmoidBCELoss
+from .network_blocks import BaseConv, conv_block
+
+__all__ = ["YOLOXHead"]
+
+# Deltas are divided by these before the L1 loss, the usual normalisation of anchor-based detectors.
+DELTA_STDS = (0.1, 0.1, 0.2, 0.2)
+MAX_LOG_SCALE = math.log(1000.0 / 16)
+
+
+class YOLOXHead(nn.Module):
+    """Decoupled head; see the module docstring for the two supervisors.
+
+    Args:
+        num_classes: C.
+        width: width multiplier; the head has ``int(256 * width)`` channels.
+        strides / in_channels: of the three input feature maps (``in_channels`` before ``width``).
+        anchor_scales: None for YOLOX's anchor points, e.g. ``(3, 4)`` for YOLOX*'s square anchors.
+        assigner: a ``SimOTAAssigner`` (YOLOX) or ``ATSSAssigner`` (YOLOX*); defaults follow
+            ``anchor_scales``.
+        cls_loss: a classification loss module from :mod:`yolox.models.losses` (default sigmoid BCE).
+            It is a submodule, so its gradient statistics are saved with the model.
+        box_loss_weight: weight of the IoU (YOLOX) or GIoU (YOLOX*) loss.
+        l1_loss_weight / quality_loss_weight / cls_loss_weight: weights of the other terms.
+    """
+
+    def __init__(self, num_classes, width=1.0, strides=(8, 16, 32), in_channels=(256, 512, 1024), act="silu",
+                 depthwise=False, anchor_scales=None, assigner=None, cls_loss=None, box_loss_weight=5.0,
+                 l1_loss_weight=1.0, quality_loss_weight=1.0, cls_loss_weight=1.0):
+        super().__init__()
+        self.num_classes = num_classes
+        self.strides = list(strides)
+        self.anchor_scales = tuple(anchor_scales) if anchor_scales else None
+        self.num_anchors = len(self.anchor_scales) if self.anchor_scales else 1
+        self.decode_in_inference = True
+        # YOLOX turns the L1 loss on for the final no-augmentation epochs; YOLOX* always uses it.
+        self.use_l1 = self.anchor_scales is not None
+        self.assigner = assigner or (ATSSAssigner(topk=9) if self.anchor_scales else SimOTAAssigner())
+        self.cls_loss = cls_loss if cls_loss is not None else SigmoidBCELoss()
+        self.box_loss_weight = box_loss_weight
+        self.l1_loss_weight = l1_loss_weight
+        self.quality_loss_weight = quality_loss_weight
+        self.cls_loss_weight = cls_loss_weight
+        self.iou_loss = IOUloss(reduction="none")
+
+        Conv = conv_block(depthwise)
+        hidden = int(256 * width)
+        na = self.num_anchors
+        self.stems = nn.ModuleList()
+        self.cls_convs = nn.ModuleList()
+        self.reg_convs = nn.ModuleList()
+        self.cls_preds = nn.ModuleList()
+        self.reg_preds = nn.ModuleList()
+        self.obj_preds = nn.ModuleList()
+        for c in in_channels:
+            self.stems.append(BaseConv(int(c * width), hidden, 1, 1, act=act))
+            self.cls_convs.append(nn.Sequential(Conv(hidden, hidden, 3, 1, act=act), Conv(hidden, hidden, 3, 1, act=act)))
+            self.reg_convs.append(nn.Sequential(Conv(hidden, hidden, 3, 1, act=act), Conv(hidden, hidden, 3, 1, act=act)))
+            self.cls_preds.append(nn.Conv2d(hidden, na * num_classes, 1, 1, 0))
+            self.reg_preds.append(nn.Conv2d(hidden, na * 4, 1, 1, 0))
+            self.obj_preds.append(nn.Conv2d(hidden, na, 1, 1, 0))
+        self._anchor_cache = {}
+
+    @property
+    def anchor_based(self):
+        return self.anchor_scales is not None
+
+    def initialize_biases(self, prior_prob):
+        """Start every class and objectness/IoU probability at ``prior_prob`` (focal-loss style init)."""
+        bias = -math.log((1 - prior_prob) / prior_prob)
+        for conv in list(self.cls_preds) + list(self.obj_preds):
+            nn.init.constant_(conv.bias, bias)
+
+    # ------------------------------------------------------------------ anchors and decoding
+    def _level_anchors(self, h, w, stride, device, dtype):
+        """Per-anchor metadata of one level: grid (x, y) ``[h*w*na, 2]`` and anchor sides ``[h*w*na]``."""
+        key = (h, w, stride, device, dtype)
+        if key not in self._anchor_cache:
+            ys, xs = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij")
+            grid = torch.stack([xs, ys], dim=-1).reshape(-1, 1, 2).to(dtype)
+            grid = grid.expand(-1, self.num_anchors, 2).reshape(-1, 2)
+            if self.anchor_based:
+                sides = torch.tensor(self.anchor_scales, device=device, dtype=dtype) * stride
+                sides = sides.repeat(h * w)
+            else:
+                sides = torch.full((h * w,), float(stride), device=device, dtype=dtype)
+            self._anchor_cache[key] = (grid, sides)
+        return self._anchor_cache[key]
+
+    def _flatten(self, pred, channels):
+        """``[B, na * channels, H, W]`` -> ``[B, H * W * na, channels]`` in the anchor layout above."""
+        b, _, h, w = pred.shape
+        return pred.view(b, self.num_anchors, channels, h, w).permute(0, 3, 4, 1, 2).reshape(b, -1, channels)
+
+    def decode(self, box_raw, grid, strides, sides):
+        """Raw box outputs ``[B, N, 4]`` -> boxes ``[B, N, 4]`` cxcywh in input pixels."""
+        if self.anchor_based:
+            centers = (grid + 0.5) * strides[:, None]
+            stds = box_raw.new_tensor(DELTA_STDS)
+            d = box_raw * stds
+            xy = centers + d[..., :2] * sides[:, None]
+            wh = sides[:, None] * torch.exp(d[..., 2:4].clamp(max=MAX_LOG_SCALE))
+        else:
+            xy = (box_raw[..., :2] + grid) * strides[:, None]
+            wh = torch.exp(box_raw[..., 2:4]) * strides[:, None]
+        return torch.cat([xy, wh], dim=-1)
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, xin, labels=None, imgs=None):
+        """Args:
+            xin: the three neck features ``[B, c_k, H/s_k, W/s_k]``.
+            labels: training targets ``[B, max_labels, 5]`` (class, cx, cy, w, h) in input pixels; rows
+                with zero width or height are padding.
+
+        Returns:
+            training: dict of scalar losses (``total_loss``, ``iou_loss``, ``l1_loss``, ``conf_loss``,
+            ``cls_loss``) and ``num_fg``; eval: ``[B, N, 5 + C]`` (cx, cy, w, h in pixels,
+            objectness/IoU probability, class probabilities), or the raw logits in the same layout when
+            ``decode_in_inference`` is False.
+        """
+        box_raw, quality_raw, cls_raw, grids, strides, sides = [], [], [], [], [], []
+        for k, (x, stride) in enumerate(zip(xin, self.strides)):
+            x = self.stems[k](x)
+            cls_out = self.cls_preds[k](self.cls_convs[k](x))
+            reg_feat = self.reg_convs[k](x)
+            reg_out = self.reg_preds[k](reg_feat)
+            obj_out = self.obj_preds[k](reg_feat)
+            h, w = x.shape[-2:]
+            grid, side = self._level_anchors(h, w, stride, x.device, torch.float32)
+            box_raw.append(self._flatten(reg_out, 4))
+            quality_raw.append(self._flatten(obj_out, 1))
+            cls_raw.append(self._flatten(cls_out, self.num_classes))
+            grids.append(grid)
+            sides.append(side)
+            strides.append(torch.full((grid.shape[0],), float(stride), device=x.device))
+        box_raw = torch.cat(box_raw, 1)
+        quality_raw = torch.cat(quality_raw, 1)
+        cls_raw = torch.cat(cls_raw, 1)
+        grid, stride, side = torch.cat(grids), torch.cat(strides), torch.cat(sides)
+        num_per_level = [g.shape[0] for g in grids]
+
+        if self.training:
+            return self.get_losses(box_raw, quality_raw.squeeze(-1), cls_raw, grid, stride, side, num_per_level, labels)
+
+        if not self.decode_in_inference:
+            return torch.cat([box_raw, quality_raw.sigmoid(), cls_raw.sigmoid()], dim=-1)
+        boxes = self.decode(box_raw.float(), grid, stride, side).to(box_raw.dtype)
+        return torch.cat([boxes, quality_raw.sigmoid(), cls_raw.sigmoid()], dim=-1)
+
+    # ------------------------------------------------------------------ training targets
+    @staticmethod
+    def _valid_labels(labels):
+        """Padding rows of the target tensor have zero width or height."""
+        return (labels[..., 3] > 0) & (labels[..., 4] > 0)
+
+    @torch.no_grad()
+    def _simota_targets(self, boxes, quality_raw, cls_raw, grid, stride, labels):
+        """Per image SimOTA. Returns fg mask ``[B, N]``, matched gt boxes ``[F, 4]`` cxcywh, labels ``[F]``
+        and the IoU of each foreground prediction with its gt ``[F]``."""
+        valid = self._valid_labels(labels)
+        centers = (grid + 0.5) * stride[:, None]
+        fg_masks, gt_boxes, gt_classes, ious = [], [], [], []
+        for b in range(boxes.shape[0]):
+            gts = labels[b][valid[b]]
+            fg = torch.zeros(boxes.shape[1], dtype=torch.bool, device=boxes.device)
+            if gts.shape[0] > 0:
+                res = self.assigner.assign(
+                    boxes[b], cls_raw[b], quality_raw[b], centers, stride, gts[:, 1:5], gts[:, 0].long()
+                )
+                fg = res.fg_mask
+                gt_boxes.append(gts[res.matched_gt_inds, 1:5])
+                gt_classes.append(gts[res.matched_gt_inds, 0].long())
+                ious.append(res.matched_ious)
+            fg_masks.append(fg)
+        return self._stack_targets(fg_masks, gt_boxes, gt_classes, ious, boxes)
+
+    @torch.no_grad()
+    def _atss_targets(self, boxes, grid, stride, side, num_per_level, labels):
+        """ATSS over the whole batch. Same returns as :meth:`_simota_targets`."""
+        valid = self._valid_labels(labels)
+        centers = (grid + 0.5) * stride[:, None]
+        anchors = torch.cat([centers - side[:, None] / 2, centers + side[:, None] / 2], dim=1)
+        gt_xyxy = cxcywh2xyxy(labels[..., 1:5].float())
+        assigned = self.assigner.assign_batch(anchors, num_per_level, gt_xyxy, valid)  # [B, N]
+        fg = assigned >= 0
+        b_idx, a_idx = fg.nonzero(as_tuple=True)
+        gt_rows = labels[b_idx, assigned[b_idx, a_idx]]
+        gt_boxes = gt_rows[:, 1:5].float()
+        pred = boxes[b_idx, a_idx]
+        ious = torchvision.ops.box_iou(cxcywh2xyxy(pred), cxcywh2xyxy(gt_boxes)).diagonal() if len(pred) else pred.new_zeros(0)
+        return fg, gt_boxes, gt_rows[:, 0].long(), ious
+
+    @staticmethod
+    def _stack_targets(fg_masks, gt_boxes, gt_classes, ious, like):
+        fg = torch.stack(fg_masks)
+        if gt_boxes:
+            return fg, torch.cat(gt_boxes).float(), torch.cat(gt_classes), torch.cat(ious).float()
+        return fg, like.new_zeros((0, 4)).float(), torch.zeros(0, dtype=torch.long, device=like.device), like.new_zeros(0).float()
+
+    # ------------------------------------------------------------------ losses
+    def get_losses(self, box_raw, quality_raw, cls_raw, grid, stride, side, num_per_level, labels):
+        box_raw_f = box_raw.float()
+        boxes = self.decode(box_raw_f, grid, stride, side)  # [B, N, 4] cxcywh
+        labels = labels.float()
+        if self.anchor_based:
+            fg, gt_boxes, gt_classes, ious = self._atss_targets(boxes.detach(), grid, stride, side, num_per_level, labels)
+        else:
+            fg, gt_boxes, gt_classes, ious = self._simota_targets(
+                boxes.detach(), quality_raw.detach(), cls_raw.detach(), grid, stride, labels
+            )
+        num_fg = fg.sum()
+        # Normalise by the foreground count averaged over ranks: then DDP's mean of per-rank losses
+        # equals the single-process loss over the whole batch (and the EFL statistics agree with it).
+        normalizer = reduce_mean(num_fg.float()).clamp(min=1.0)
+
+        fg_boxes = boxes[fg]
+        fg_targets = F.one_hot(gt_classes, self.num_classes).float()
+        if self.cls_loss.quality_targets:
+            fg_targets = fg_targets * ious[:, None]
+
+        if self.anchor_based:
+            # Every anchor is a classification sample: focal-type losses need the negatives.
+            cls_targets = cls_raw.new_zeros(cls_raw.shape, dtype=torch.float32)
+            cls_targets[fg] = fg_targets
+            extra = {}
+            if self.cls_loss.quality_targets and isinstance(self.cls_loss, GradStatsMixin):
+                # A matched anchor whose box does not overlap its gt yet has quality 0 but is still a
+                # positive of its class for the gradient statistics (as in the official EQFL).
+                pos_mask = torch.zeros(cls_raw.shape, dtype=torch.bool, device=cls_raw.device)
+                pos_mask[fg] = F.one_hot(gt_classes, self.num_classes).bool()
+                extra["pos_mask"] = pos_mask.reshape(-1, self.num_classes)
+            loss_cls = self.cls_loss(cls_raw.reshape(-1, self.num_classes), cls_targets.reshape(-1, self.num_classes),
+                                     normalizer, **extra)
+            fg_xyxy, gt_xyxy = cxcywh2xyxy(fg_boxes), cxcywh2xyxy(gt_boxes)
+            loss_box = torchvision.ops.generalized_box_iou_loss(fg_xyxy, gt_xyxy, reduction="sum")
+            # The IoU branch learns the (detached) IoU of its own box: positives only.
+            loss_quality = F.binary_cross_entropy_with_logits(quality_raw[fg].float(), ious, reduction="sum")
+            l1_target = self._encode_deltas(gt_boxes, grid, stride, side, fg)
+        else:
+            loss_cls = self.cls_loss(cls_raw[fg], fg_targets, normalizer)
+            loss_box = self.iou_loss(fg_boxes, gt_boxes).sum()
+            obj_targets = fg.to(torch.float32)
+            loss_quality = F.binary_cross_entropy_with_logits(quality_raw.float(), obj_targets, reduction="sum")
+            l1_target = self._encode_yolox(gt_boxes, grid, stride, fg)
+
+        if self.use_l1:
+            loss_l1 = F.l1_loss(box_raw_f[fg], l1_target, reduction="sum") / normalizer
+        else:
+            loss_l1 = box_raw_f.new_zeros(())
+        loss_box = self.box_loss_weight * loss_box / normalizer
+        loss_quality = self.quality_loss_weight * loss_quality / normalizer
+        loss_cls = self.cls_loss_weight * loss_cls / normalizer
+        loss_l1 = self.l1_loss_weight * loss_l1
+        total = loss_box + loss_quality + loss_cls + loss_l1
+        return {
+            "total_loss": total,
+            "iou_loss": loss_box,
+            "l1_loss": loss_l1,
+            "conf_loss": loss_quality,
+            "cls_loss": loss_cls,
+            "num_fg": num_fg.float() / max(fg.shape[0], 1),
+        }
+
+    @staticmethod
+    def _encode_yolox(gt_boxes, grid, stride, fg):
+        """YOLOX's L1 target: the raw outputs that decode exactly to the gt box."""
+        idx = fg.nonzero(as_tuple=True)[1]
+        s = stride[idx][:, None]
+        xy = gt_boxes[:, :2] / s - grid[idx]
+        wh = torch.log(gt_boxes[:, 2:4] / s + 1e-8)
+        return torch.cat([xy, wh], dim=1)
+
+    @staticmethod
+    def _encode_deltas(gt_boxes, grid, stride, side, fg):
+        """Normalised anchor-relative deltas of the gt boxes (the inverse of :meth:`decode`)."""
+        idx = fg.nonzero(as_tuple=True)[1]
+        centers = (grid[idx] + 0.5) * stride[idx][:, None]
+        sides = side[idx][:, None]
+        d_xy = (gt_boxes[:, :2] - centers) / sides
+        d_wh = torch.log(gt_boxes[:, 2:4].clamp(min=1e-3) / sides)
+        return torch.cat([d_xy, d_wh], dim=1) / gt_boxes.new_tensor(DELTA_STDS)

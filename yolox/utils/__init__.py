@@ -1,0 +1,12 @@
+from .boxes import bboxes_iou, cxcywh2xyxy, multilabel_postprocess, postprocess, xyxy2cxcywh, xyxy2xywh
+from .checkpoint import CheckpointError, atomic_torch_save, load_checkpoint_file, load_ckpt, save_checkpoint
+from .dist import (all_gather_object, all_reduce_sum, get_local_rank, get_rank, get_world_size, is_main_process,
+                   reduce_mean, synchronize)
+from .ema import ModelEMA, unwrap_model
+from .logger import setup_logger
+from .lr_scheduler import LRScheduler
+from .metric import AverageMeter, MeterBuffer
+from .model_utils import get_model_info, model_flops_params
+from .setup_env import configure_omp, resolve_device, seed_everything
+from .visualize import class_color, vis
+from .errors import YOLOXError

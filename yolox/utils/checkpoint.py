@@ -1,0 +1,91 @@
+"""Saving and loading checkpoints: atomic writes, safe loads, tolerant partial loads."""
+import os
+import shutil
+import tempfile
+
+import torch
+from loguru import logger
+
+from .errors import YOLOXError
+
+__all__ = ["CheckpointError", "save_checkpoint", "atomic_torch_save", "load_checkpoint_file", "load_ckpt"]
+
+
+class CheckpointError(YOLOXError, RuntimeError):
+    """A checkpoint file that is missing, unreadable, unsafe or of the wrong layout."""
+
+
+def atomic_torch_save(obj, path):
+    """``torch.save`` to a temporary file in the same folder, fsync, then rename into place, so ``path``
+    is always either the previous complete file or the new complete one, never half written."""
+    path = str(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".pth", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def save_checkpoint(state, is_best, save_dir, model_name=""):
+    """Write ``<model_name>_ckpt.pth`` (atomically) and copy it to ``best_ckpt.pth`` when ``is_best``."""
+    filename = os.path.join(save_dir, model_name + "_ckpt.pth")
+    atomic_torch_save(state, filename)
+    if is_best:
+        best = os.path.join(save_dir, "best_ckpt.pth")
+        tmp = best + ".tmp"
+        shutil.copyfile(filename, tmp)
+        os.replace(tmp, best)
+
+
+def load_checkpoint_file(path, map_location="cpu"):
+    """Load a ``.pth`` with ``weights_only=True``: tensors and plain containers only, so a malicious
+    pickle cannot run code. Raises :class:`CheckpointError` with a one-line reason."""
+    path = str(path)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - turned into one clear message
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "weights_only" in str(e) or "Unsupported global" in str(e) or "unpickl" in str(e).lower():
+            raise CheckpointError(
+                f"refusing to load {path}: it is not a plain weights file (it contains pickled objects "
+                f"that could run code): {first}"
+            ) from None
+        raise CheckpointError(f"cannot read checkpoint {path}: {first}") from None
+
+
+def load_ckpt(model, ckpt_state_dict):
+    """Load every tensor of ``ckpt_state_dict`` whose name and shape match ``model``; log one line naming
+    the skipped ones (e.g. the class predictions when fine-tuning COCO weights on another dataset).
+
+    Returns the list of skipped keys (missing in the model, missing in the checkpoint, or shape mismatch).
+    """
+    model_sd = model.state_dict()
+    load_sd, skipped = {}, []
+    for key, value in ckpt_state_dict.items():
+        if key not in model_sd:
+            skipped.append(f"{key} (not in model)")
+        elif tuple(value.shape) != tuple(model_sd[key].shape):
+            skipped.append(f"{key} (checkpoint {tuple(value.shape)} vs model {tuple(model_sd[key].shape)})")
+        else:
+            load_sd[key] = value
+    missing = [k for k in model_sd if k not in ckpt_state_dict]
+    skipped += [f"{k} (not in checkpoint)" for k in missing]
+    model.load_state_dict(load_sd, strict=False)
+    if skipped:
+        logger.warning(f"loaded {len(load_sd)}/{len(model_sd)} tensors; skipped {len(skipped)}: " + ", ".join(skipped))
+    return skipped

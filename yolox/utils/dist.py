@@ -1,0 +1,84 @@
+"""Helpers for torch.distributed that degrade to no-ops in a single process."""
+import functools
+
+import torch
+import torch.distributed as dist
+
+__all__ = [
+    "is_dist_avail_and_initialized", "get_world_size", "get_rank", "get_local_rank", "is_main_process",
+    "synchronize", "reduce_mean", "all_reduce_sum", "all_gather_object", "broadcast_object",
+]
+
+_LOCAL_RANK = 0
+
+
+def is_dist_avail_and_initialized():
+    return dist.is_available() and dist.is_initialized()
+
+
+def get_world_size():
+    return dist.get_world_size() if is_dist_avail_and_initialized() else 1
+
+
+def get_rank():
+    return dist.get_rank() if is_dist_avail_and_initialized() else 0
+
+
+def set_local_rank(rank):
+    global _LOCAL_RANK
+    _LOCAL_RANK = rank
+
+
+def get_local_rank():
+    return _LOCAL_RANK
+
+
+def is_main_process():
+    return get_rank() == 0
+
+
+def synchronize():
+    if get_world_size() > 1:
+        dist.barrier()
+
+
+def all_reduce_sum(tensor):
+    """Sum ``tensor`` over ranks in place and return it (identity in a single process)."""
+    if get_world_size() > 1:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def reduce_mean(tensor):
+    """Mean of ``tensor`` over ranks (a new tensor; identity in a single process)."""
+    tensor = tensor.detach().clone().float()
+    if get_world_size() > 1:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        tensor /= get_world_size()
+    return tensor
+
+
+def all_gather_object(obj):
+    """List of ``obj`` from every rank (``[obj]`` in a single process)."""
+    world = get_world_size()
+    if world == 1:
+        return [obj]
+    out = [None] * world
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def broadcast_object(obj, src=0):
+    if get_world_size() == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def main_process_only(fn):
+    """Decorator: run ``fn`` on rank 0 only (returns None elsewhere)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return fn(*args, **kwargs) if is_main_process() else None
+    return wrapper
