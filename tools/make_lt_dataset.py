@@ -12,31 +12,18 @@ Presets (any flag given overrides the preset's value):
     benchmark 30 classes, 600 train / 200 val images, 320 px, <= 6 objects, 16-96 px, >= 10 val instances
 """
 import argparse
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from loguru import logger  # noqa: E402
-from tabulate import tabulate  # noqa: E402
 
-from yolox.data.lt_generator import LTDatasetSpec, generate_lt_dataset, group_summary  # noqa: E402
-
-PRESETS = {
-    "tiny": dict(num_classes=6, num_train_images=8, num_val_images=4, image_size=96, max_objects_per_image=3,
-                 min_object_size=12, max_object_size=40, min_val_instances_per_class=2),
-    "quick": dict(num_classes=12, num_train_images=240, num_val_images=80, image_size=256, max_objects_per_image=5,
-                  min_object_size=16, max_object_size=80, min_val_instances_per_class=10),
-    "benchmark": dict(num_classes=30, num_train_images=600, num_val_images=200, image_size=320,
-                      max_objects_per_image=6, min_object_size=16, max_object_size=96, min_val_instances_per_class=10),
-}
-GROUP_NAMES = {"r": "rare", "c": "common", "f": "frequent", "all": "all"}
-
+from yolox.data.lt_generator import LT_PRESETS, LTDatasetSpec, format_group_summary, generate_lt_dataset  # noqa: E402
 
 def make_parser():
     parser = argparse.ArgumentParser("make a synthetic long-tailed LVIS/COCO-format dataset")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="benchmark", help="starting values (default benchmark)")
+    parser.add_argument("--preset", choices=sorted(LT_PRESETS), default="benchmark", help="starting values (default benchmark)")
     parser.add_argument("--out", type=str, default=None, help="output folder (default datasets/lt_<preset>)")
     parser.add_argument("--num-classes", type=int, default=None)
     parser.add_argument("--train-images", type=int, default=None)
@@ -52,7 +39,7 @@ def make_parser():
 
 def main(argv=None):
     args = make_parser().parse_args(argv)
-    values = dict(PRESETS[args.preset])
+    values = dict(LT_PRESETS[args.preset])
     overrides = {
         "num_classes": args.num_classes,
         "num_train_images": args.train_images,
@@ -73,14 +60,7 @@ def main(argv=None):
     print(f"wrote a {args.format.upper()}-format dataset to {out}")
     print(f"  train: {paths['train_json']} ({spec.num_train_images} images in {paths['train_dir']})")
     print(f"  val:   {paths['val_json']} ({spec.num_val_images} images in {paths['val_dir']})")
-    rule = json.loads(Path(paths["train_json"]).read_text())["info"]["frequency_rule"]
-    print(f"frequency groups by training images per class: rare <= {rule['rare_max_images']}, "
-          f"common <= {rule['common_max_images']}, frequent more")
-    rows = group_summary(paths["train_json"], paths["val_json"])
-    table = [[GROUP_NAMES[r["group"]], r["classes"], r["images_per_class"], r["train_images"], r["train_instances"],
-              r["val_instances"]] for r in rows]
-    headers = ["group", "classes", "train images/class", "train images", "train instances", "val instances"]
-    print(tabulate(table, headers=headers))
+    print(format_group_summary(paths["train_json"], paths["val_json"]))
     return 0
 
 

@@ -183,6 +183,12 @@ class Trainer:
             batch_size=per_rank_batch, is_distributed=self.is_distributed, no_aug=self.no_aug,
             cache_img=self.args.cache,
         )
+        dataset_classes = getattr(self._base_dataset(), "num_classes", self.exp.num_classes)
+        if dataset_classes != self.exp.num_classes:
+            raise YOLOXError(
+                f"the experiment has num_classes={self.exp.num_classes} but the training annotations have "
+                f"{dataset_classes} categories; set num_classes {dataset_classes} (or use matching annotations)"
+            )
         self.max_iter = len(self.train_loader)
         if self.max_iter == 0:
             raise ValueError("the training set yields no batch: fewer images than processes x batch size?")

@@ -793,3 +793,38 @@ def group_summary(train_json: str | Path, val_json: str | Path | None = None) ->
             "val_instances": sum(a["category_id"] in ids for a in val["annotations"]),
         })
     return rows
+
+
+# Dataset sizes by use: tiny for tests, quick for the README's main command, benchmark for the
+# Table-1-style comparison (one loss variant trains in about 10-15 minutes on 2 CPU cores).
+LT_PRESETS = {
+    "tiny": dict(num_classes=6, num_train_images=8, num_val_images=4, image_size=96, max_objects_per_image=3,
+                 min_object_size=12, max_object_size=40, min_val_instances_per_class=2),
+    "quick": dict(num_classes=12, num_train_images=240, num_val_images=80, image_size=256, max_objects_per_image=5,
+                  min_object_size=16, max_object_size=80, min_val_instances_per_class=10),
+    "benchmark": dict(num_classes=30, num_train_images=600, num_val_images=200, image_size=320,
+                      max_objects_per_image=6, min_object_size=16, max_object_size=96, min_val_instances_per_class=10),
+}
+
+
+def preset_spec(name: str, **overrides) -> "LTDatasetSpec":
+    """The :class:`LTDatasetSpec` of a preset (``tiny``, ``quick``, ``benchmark``) with ``overrides``."""
+    if name not in LT_PRESETS:
+        raise ValueError(f"unknown preset {name!r}; known: {', '.join(sorted(LT_PRESETS))}")
+    return LTDatasetSpec(**{**LT_PRESETS[name], **overrides})
+
+
+def format_group_summary(train_json, val_json=None) -> str:
+    """The frequency rule and a per-group table (classes, images per class, instances) as text."""
+    from tabulate import tabulate
+
+    names = {"r": "rare", "c": "common", "f": "frequent", "all": "all"}
+    rule = json.loads(Path(train_json).read_text())["info"]["frequency_rule"]
+    lines = [f"frequency groups by training images per class: rare <= {rule['rare_max_images']}, "
+             f"common <= {rule['common_max_images']}, frequent more"]
+    rows = group_summary(train_json, val_json)
+    table = [[names[r["group"]], r["classes"], r["images_per_class"], r["train_images"], r["train_instances"],
+              r["val_instances"]] for r in rows]
+    headers = ["group", "classes", "train images/class", "train images", "train instances", "val instances"]
+    lines.append(tabulate(table, headers=headers))
+    return "\n".join(lines)

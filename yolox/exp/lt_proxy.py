@@ -23,6 +23,9 @@ class LTProxyExp(LVISExp):
         self.mosaic_scale = (0.5, 1.5)
         self.enable_mixup = False
         self.max_labels = 100
+        # RFS repeats classes seen in fewer than t of the images. LVIS's t = 0.001 assumes 100k images; on a
+        # few hundred it would repeat nothing, so t is raised to repeat the proxy's rare classes ~2-3x.
+        self.repeat_thresh = 0.1
         self.max_epoch = 24
         self.warmup_epochs = 2
         self.no_aug_epochs = 4

@@ -32,8 +32,6 @@ from .network_blocks import BaseConv, conv_block
 
 __all__ = ["YOLOXHead"]
 
-# Deltas are divided by these before the L1 loss, the usual normalisation of anchor-based detectors.
-DELTA_STDS = (0.1, 0.1, 0.2, 0.2)
 MAX_LOG_SCALE = math.log(1000.0 / 16)
 
 
@@ -124,11 +122,10 @@ class YOLOXHead(nn.Module):
     def decode(self, box_raw, grid, strides, sides):
         """Raw box outputs ``[B, N, 4]`` -> boxes ``[B, N, 4]`` cxcywh in input pixels."""
         if self.anchor_based:
+            # Deltas in anchor-side units, unnormalised, so the L1 term has YOLOX's scale (about 1 per box).
             centers = (grid + 0.5) * strides[:, None]
-            stds = box_raw.new_tensor(DELTA_STDS)
-            d = box_raw * stds
-            xy = centers + d[..., :2] * sides[:, None]
-            wh = sides[:, None] * torch.exp(d[..., 2:4].clamp(max=MAX_LOG_SCALE))
+            xy = centers + box_raw[..., :2] * sides[:, None]
+            wh = sides[:, None] * torch.exp(box_raw[..., 2:4].clamp(max=MAX_LOG_SCALE))
         else:
             xy = (box_raw[..., :2] + grid) * strides[:, None]
             wh = torch.exp(box_raw[..., 2:4]) * strides[:, None]
@@ -301,10 +298,10 @@ class YOLOXHead(nn.Module):
 
     @staticmethod
     def _encode_deltas(gt_boxes, grid, stride, side, fg):
-        """Normalised anchor-relative deltas of the gt boxes (the inverse of :meth:`decode`)."""
+        """Anchor-relative deltas of the gt boxes (the inverse of :meth:`decode`)."""
         idx = fg.nonzero(as_tuple=True)[1]
         centers = (grid[idx] + 0.5) * stride[idx][:, None]
         sides = side[idx][:, None]
         d_xy = (gt_boxes[:, :2] - centers) / sides
         d_wh = torch.log(gt_boxes[:, 2:4].clamp(min=1e-3) / sides)
-        return torch.cat([d_xy, d_wh], dim=1) / gt_boxes.new_tensor(DELTA_STDS)
+        return torch.cat([d_xy, d_wh], dim=1)
