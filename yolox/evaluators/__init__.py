@@ -1,13 +1,14 @@
 """COCO and LVIS box evaluation: metric functions and the evaluators the trainer and tools/eval.py use."""
 from .coco_evaluator import COCO_METRIC_KEYS, COCOEvaluator, coco_bbox_eval
 from .detection_gather import detections_to_coco, gather_detections, run_detector
-from .lvis_evaluator import (LVIS_METRIC_KEYS, LVISEvaluator, frequency_from_image_count, lvis_bbox_eval,
+from .lvis_evaluator import (LVIS_ENGINES, LVIS_METRIC_KEYS, LVISEvaluator, frequency_from_image_count, lvis_bbox_eval,
                              lvis_eval_per_category, write_per_category_csv)
 
 __all__ = [
     "COCO_METRIC_KEYS",
     "COCOEvaluator",
     "coco_bbox_eval",
+    "LVIS_ENGINES",
     "LVIS_METRIC_KEYS",
     "LVISEvaluator",
     "lvis_bbox_eval",

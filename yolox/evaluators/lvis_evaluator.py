@@ -1,10 +1,11 @@
-"""LVIS box AP (federated protocol) with faster-coco-eval's ``lvis_style`` mode, and the LVIS evaluator.
+"""LVIS box AP (federated protocol) and the LVIS evaluator.
 
-The official ``lvis`` package (0.5.3) does not run on NumPy 2; faster-coco-eval reproduces its numbers
-(the tests compare both). The protocol: at most ``max_dets`` (300) detections per image, the best by score;
-per image only the categories that are annotated (positive) or listed in ``neg_category_ids`` are
-evaluated; unmatched detections of categories in ``not_exhaustive_category_ids`` are ignored; APr/APc/APf
-average the categories of each frequency group (rare < 10 training images, common < 100, else frequent).
+The official ``lvis`` package (0.5.3) does not run on NumPy 2 and is slow; the default engine
+(:mod:`yolox.evaluators.fast_lvis`) reproduces its numbers exactly, vectorised; faster-coco-eval's
+``lvis_style`` mode stays available (``engine="faster_coco_eval"``). The tests compare all three.
+The protocol: at most ``max_dets`` (300) detections per image, the best by score; per image only the
+categories that are annotated (positive) or listed in ``neg_category_ids`` are evaluated; unmatched
+detections of categories in ``not_exhaustive_category_ids`` are ignored; APr/APc/APf average the categories of each frequency group (rare < 10 training images, common < 100, else frequent).
 """
 import csv
 import math
@@ -17,9 +18,10 @@ from tabulate import tabulate
 
 from .coco_evaluator import COCOEvaluator, _mean_valid, _quiet, build_results_api, load_gt
 from .detection_gather import detections_to_coco, resolve_gt_json
+from .fast_lvis import AREA_LABELS, IOU_THRESHOLDS, lvis_precision, summarize_precision
 
-__all__ = ["LVIS_METRIC_KEYS", "frequency_from_image_count", "lvis_eval_per_category", "lvis_bbox_eval",
-           "write_per_category_csv", "metrics_table", "LVISEvaluator"]
+__all__ = ["LVIS_METRIC_KEYS", "LVIS_ENGINES", "frequency_from_image_count", "lvis_eval_per_category",
+           "lvis_bbox_eval", "write_per_category_csv", "metrics_table", "LVISEvaluator"]
 
 LVIS_METRIC_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf")
 FREQUENCY_GROUPS = ("r", "c", "f")
@@ -66,7 +68,24 @@ def _limit_dets_per_image(results, max_dets):
     return kept
 
 
-def lvis_eval_per_category(gt_json_path, results, max_dets=300, class_image_counts=None):
+LVIS_ENGINES = ("fast", "faster_coco_eval")
+
+
+def _precision_faster_coco_eval(gt, results, max_dets):
+    """faster-coco-eval's ``lvis_style`` precision ``[T, R, K, A]`` and its category ids ``[K]``."""
+    coco_gt = COCO(gt, print_function=_quiet)
+    coco_dt = build_results_api(coco_gt, _limit_dets_per_image(results, max_dets))
+    evaluator = COCOeval_faster(coco_gt, coco_dt, "bbox", lvis_style=True, print_function=_quiet)
+    evaluator.params.maxDets = [max_dets]
+    evaluator.evaluate()
+    evaluator.accumulate()
+    # summarize_precision indexes areas and IoU thresholds by the official layout.
+    assert list(evaluator.params.areaRngLbl) == list(AREA_LABELS)
+    assert np.array_equal(evaluator.params.iouThrs, IOU_THRESHOLDS)
+    return evaluator.eval["precision"][..., -1], [int(c) for c in evaluator.params.catIds]
+
+
+def lvis_eval_per_category(gt_json_path, results, max_dets=300, class_image_counts=None, engine="fast"):
     """LVIS box evaluation with per-category detail.
 
     Args:
@@ -75,6 +94,8 @@ def lvis_eval_per_category(gt_json_path, results, max_dets=300, class_image_coun
         max_dets: detections kept per image (best scores first).
         class_image_counts: ``{category_id: training image count}`` for categories whose json entry lacks
             ``image_count``/``frequency``.
+        engine: ``"fast"`` (default; :mod:`yolox.evaluators.fast_lvis`, the official lvis-api's numbers
+            exactly, vectorised) or ``"faster_coco_eval"`` (its ``lvis_style`` mode).
 
     Returns:
         (metrics, per_category): ``metrics`` as in :func:`lvis_bbox_eval`; ``per_category`` a list, in
@@ -82,40 +103,27 @@ def lvis_eval_per_category(gt_json_path, results, max_dets=300, class_image_coun
         (``category_id name frequency image_count AP``; AP NaN for categories without ground truth in
         the evaluated images, image_count None when unknown).
     """
+    if engine not in LVIS_ENGINES:
+        raise ValueError(f"engine must be one of {LVIS_ENGINES}, got {engine!r}")
     gt = dict(load_gt(gt_json_path))
     categories = _category_table(gt.get("categories", []), class_image_counts)
-    # Fill frequencies on copies: faster-coco-eval reads them from the categories to form r/c/f groups.
-    gt["categories"] = [dict(c, frequency=categories[int(c["id"])][1]) for c in gt.get("categories", [])]
-    coco_gt = COCO(gt, print_function=_quiet)
-    coco_dt = build_results_api(coco_gt, _limit_dets_per_image(results, max_dets))
-    evaluator = COCOeval_faster(coco_gt, coco_dt, "bbox", lvis_style=True, print_function=_quiet)
-    evaluator.params.maxDets = [max_dets]
-    evaluator.evaluate()
-    evaluator.accumulate()
+    if engine == "fast":
+        precision, cat_ids = lvis_precision(gt, results, max_dets)
+        cat_ids = [int(c) for c in cat_ids]
+    else:
+        # Fill frequencies on copies: faster-coco-eval reads them from the categories to form r/c/f groups.
+        gt["categories"] = [dict(c, frequency=categories[int(c["id"])][1]) for c in gt.get("categories", [])]
+        precision, cat_ids = _precision_faster_coco_eval(gt, results, max_dets)
 
-    p = evaluator.params
-    precision = evaluator.eval["precision"][..., -1]  # [T, R, K, A]
-    t50, t75 = (int(np.argmin(np.abs(p.iouThrs - t))) for t in (0.5, 0.75))
-    area = {label: i for i, label in enumerate(p.areaRngLbl)}
-    cat_ids = [int(c) for c in p.catIds]
     freq_of = np.array([categories[c][1] for c in cat_ids])
-    metrics = {
-        "AP": _mean_valid(precision[..., area["all"]]),
-        "AP50": _mean_valid(precision[t50, ..., area["all"]]),
-        "AP75": _mean_valid(precision[t75, ..., area["all"]]),
-        "APs": _mean_valid(precision[..., area["small"]]),
-        "APm": _mean_valid(precision[..., area["medium"]]),
-        "APl": _mean_valid(precision[..., area["large"]]),
-    }
-    for group in FREQUENCY_GROUPS:
-        metrics["AP" + group] = _mean_valid(precision[:, :, freq_of == group, area["all"]])
-
+    # lvis-api's averaging (the same slices, hence the same float sums); its -1 is NaN here.
+    metrics = summarize_precision(precision, freq_of)
     per_category = []
     for k, cid in enumerate(cat_ids):
         name, freq, count = categories[cid]
         per_category.append({"category_id": cid, "name": name, "frequency": freq,
                              "image_count": None if count is None else int(count),
-                             "AP": _mean_valid(precision[:, :, k, area["all"]])})
+                             "AP": _mean_valid(precision[:, :, k, 0])})
     return metrics, per_category
 
 
@@ -130,7 +138,8 @@ def write_per_category_csv(path, per_category):
             writer.writerow([row["category_id"], row["name"], row["frequency"], count, f"{row['AP']:.6f}"])
 
 
-def lvis_bbox_eval(gt_json_path, results, max_dets=300, per_category_csv=None, class_image_counts=None):
+def lvis_bbox_eval(gt_json_path, results, max_dets=300, per_category_csv=None, class_image_counts=None,
+                   engine="fast"):
     """LVIS box AP of ``results`` (federated protocol, up to ``max_dets`` detections per image).
 
     Args:
@@ -140,6 +149,7 @@ def lvis_bbox_eval(gt_json_path, results, max_dets=300, per_category_csv=None, c
         per_category_csv: optional path; writes ``category_id,name,frequency,image_count,AP`` per category.
         class_image_counts: ``{category_id: training image count}``, used where the json's categories lack
             ``image_count`` (and ``frequency``).
+        engine: ``"fast"`` (default, exact lvis-api numbers, vectorised) or ``"faster_coco_eval"``.
 
     Returns:
         dict with exactly the keys ``AP AP50 AP75 APs APm APl APr APc APf``, fractions in [0, 1]. A value
@@ -147,7 +157,8 @@ def lvis_bbox_eval(gt_json_path, results, max_dets=300, per_category_csv=None, c
         evaluated images; the LVIS API reports -1 there). Empty ``results`` give 0.0 for the others.
         Per-category APs: :func:`lvis_eval_per_category`.
     """
-    metrics, per_category = lvis_eval_per_category(gt_json_path, results, max_dets, class_image_counts)
+    metrics, per_category = lvis_eval_per_category(gt_json_path, results, max_dets, class_image_counts,
+                                                   engine)
     if per_category_csv is not None:
         write_per_category_csv(per_category_csv, per_category)
     return metrics
