@@ -1,6 +1,7 @@
 """What the command-line tools share: argument checks that fail fast, and one-line errors."""
 import os
 import sys
+import tempfile
 import traceback
 
 import torch
@@ -21,9 +22,9 @@ def check_writable(folder):
     """Create ``folder`` (or fail with one line) and make sure files can be written in it."""
     try:
         os.makedirs(folder, exist_ok=True)
-        probe = os.path.join(folder, ".write_test")
-        with open(probe, "w") as f:
-            f.write("ok")
+        # a unique probe: several processes (nodes, concurrent launches) may check the same folder at once
+        fd, probe = tempfile.mkstemp(prefix=".write_test_", dir=folder)
+        os.close(fd)
         os.remove(probe)
     except OSError as e:
         raise YOLOXError(f"output directory {folder} is not writable: {e.strerror or e}") from None

@@ -10,6 +10,7 @@ import torch.multiprocessing as mp
 from loguru import logger
 
 from yolox.utils.dist import set_local_rank
+from yolox.utils.errors import YOLOXError
 
 __all__ = ["launch", "find_free_port", "under_torchrun"]
 
@@ -42,6 +43,10 @@ def launch(main_func, num_procs_per_machine, num_machines=1, machine_rank=0, bac
     if backend in (None, "auto"):
         backend = default_backend(device)
     if under_torchrun():
+        if os.environ.get("MASTER_PORT") == "0":
+            # torchrun passes "--master_port 0" on to the workers unchanged: they would wait forever
+            raise YOLOXError("torchrun was given --master_port 0, which its workers cannot connect to; use "
+                             "torchrun --standalone (it picks a free port) or a real port number")
         local_rank = int(os.environ["LOCAL_RANK"])
         _init_group(backend, "env://", int(os.environ["WORLD_SIZE"]), int(os.environ["RANK"]), local_rank, device, timeout)
         try:

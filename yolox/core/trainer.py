@@ -3,8 +3,23 @@
 One iteration: batch -> (multi-scale resize) -> forward under autocast -> finite-loss check on every rank
 -> backward -> unscale -> finite-gradient check -> commit the EFL gradient statistics (skipped together
 with a non-finite step) -> optimizer step -> EMA -> learning rate.
+
+Exact resume: a checkpoint records the position (epoch, iteration in epoch), the input size, and every
+rank's random-number states. The data stream is (re)started at each resume point (every epoch start and
+after a mid-epoch checkpoint) from ``progress * per-rank batch`` of the deterministic sampler stream, right
+after the states were recorded, so a resumed run builds the same batches, with the same augmentation
+(DataLoader worker seeds derive from the torch state), as the run that was interrupted. Evaluation leaves the
+random-number states as it found them.
+
+Non-finite steps: a step whose loss (on any rank) or gradient is not finite is skipped together with its EFL
+statistics, and the BatchNorm statistics its forward pass changed are put back.
+``exp.max_consecutive_nonfinite`` (default 10) consecutive skipped steps stop the run with
+:class:`NonFiniteLossError`. Under mixed precision a finite loss with overflowing gradients is the loss
+scaler's normal back-off and is counted separately, against ``exp.max_consecutive_overflow`` (default 50:
+the scale has then been halved 50 times, far beyond any legitimate back-off).
 """
 import datetime
+import io
 import os
 import random
 import time
@@ -17,8 +32,8 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from yolox.utils.errors import YOLOXError
 from yolox.utils import (
-    MeterBuffer, ModelEMA, get_local_rank, get_model_info, get_rank, get_world_size, load_checkpoint_file,
-    load_ckpt, save_checkpoint, setup_logger, unwrap_model,
+    CheckpointError, MeterBuffer, ModelEMA, get_local_rank, get_model_info, get_rank, get_world_size,
+    load_checkpoint_file, load_ckpt, save_checkpoint, seed_everything, setup_logger, unwrap_model,
 )
 
 __all__ = ["Trainer", "NonFiniteLossError"]
@@ -31,11 +46,14 @@ class NonFiniteLossError(YOLOXError, RuntimeError):
 def _rng_state():
     """Random-number states as plain containers and tensors, so a weights-only load accepts them."""
     np_state = np.random.get_state()
-    return {
+    state = {
         "python": random.getstate(),
         "numpy": (np_state[0], torch.from_numpy(np_state[1].copy()), int(np_state[2]), int(np_state[3]), float(np_state[4])),
         "torch": torch.get_rng_state(),
     }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
 
 
 def _set_rng_state(state):
@@ -46,12 +64,32 @@ def _set_rng_state(state):
     name, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+def _describe_mismatch(model_sd, ckpt_sd, limit=12):
+    """One line listing the keys/shapes that differ between a model's and a checkpoint's state dicts."""
+    problems = [f"{k} (not in model)" for k in ckpt_sd if k not in model_sd]
+    problems += [f"{k} (not in checkpoint)" for k in model_sd if k not in ckpt_sd]
+    problems += [
+        f"{k} (checkpoint {tuple(v.shape)} vs model {tuple(model_sd[k].shape)})"
+        for k, v in ckpt_sd.items() if k in model_sd and hasattr(v, "shape") and tuple(v.shape) != tuple(model_sd[k].shape)
+    ]
+    more = f", ... ({len(problems) - limit} more)" if len(problems) > limit else ""
+    return f"{len(problems)} mismatched tensors: " + ", ".join(problems[:limit]) + more
 
 
 class Trainer:
-    """Trains ``exp``'s model as ``args`` say (upstream tools/train.py arguments plus ``device``)."""
+    """Trains ``exp``'s model as ``args`` say (upstream tools/train.py arguments plus ``device``).
+
+    Optional experiment attributes read here: ``ckpt_interval_iters`` (0: checkpoints at epoch ends only;
+    N: also a resumable ``latest`` checkpoint every N iterations), ``max_consecutive_nonfinite`` and
+    ``max_consecutive_overflow`` (see the module docstring).
+    """
 
     max_consecutive_nonfinite = 10
+    max_consecutive_overflow = 50
 
     def __init__(self, exp, args):
         self.exp = exp
@@ -75,10 +113,23 @@ class Trainer:
         self.meter = MeterBuffer(window_size=exp.print_interval)
         self.file_name = os.path.join(exp.output_dir, args.experiment_name)
         self.tblogger = None
-        self.nonfinite_streak = 0
+        self.nonfinite_streak = 0  # consecutive skipped steps (non-finite loss; or gradient without AMP)
+        self.overflow_streak = 0  # consecutive AMP steps with a finite loss but overflowing gradients
+        self.max_consecutive_nonfinite = getattr(exp, "max_consecutive_nonfinite", self.max_consecutive_nonfinite)
+        self.max_consecutive_overflow = getattr(exp, "max_consecutive_overflow", self.max_consecutive_overflow)
+        self.ckpt_interval_iters = int(getattr(exp, "ckpt_interval_iters", 0) or 0)
         if self.rank == 0:
             os.makedirs(self.file_name, exist_ok=True)
         setup_logger(self.file_name, distributed_rank=self.rank, filename="train_log.txt", mode="a")
+        if self.rank == 0:
+            self._remove_interrupted_writes()
+
+    def _remove_interrupted_writes(self):
+        """Delete temporary files of checkpoint writes that a killed run left behind (never a checkpoint)."""
+        for name in os.listdir(self.file_name):
+            if name.startswith(".tmp_") and name.endswith(".pth"):
+                logger.info(f"removing {name}, an unfinished checkpoint write of an interrupted run")
+                os.remove(os.path.join(self.file_name, name))
 
     # ------------------------------------------------------------------ main loop
     def train(self):
@@ -106,14 +157,16 @@ class Trainer:
         inps, targets = self.exp.preprocess(inps, targets, self.input_size)
         data_end = time.time()
 
+        self._copy_tensors(self._bn_buffers, self._bn_backup)
         with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=self.amp_training):
             outputs = self.model(inps, targets)
         loss = outputs["total_loss"]
         self.optimizer.zero_grad(set_to_none=True)
         grad_scale = self.scaler.get_scale() if self.amp_training else 1.0
 
-        step_ok = self._all_ranks_finite(loss)
-        if step_ok:
+        loss_ok = self._all_ranks_finite(loss)
+        step_ok = loss_ok
+        if loss_ok:
             self.scaler.scale(loss).backward()
             self.scaler.unscale_(self.optimizer)
             step_ok = self._grads_finite()
@@ -121,10 +174,14 @@ class Trainer:
             module.commit_grad_stats(grad_scale=grad_scale, skip=not step_ok)
         if step_ok:
             self.scaler.step(self.optimizer)
-            self.nonfinite_streak = 0
         else:
-            self._note_nonfinite(outputs)
-        self.scaler.update()
+            # the forward pass already moved the BatchNorm statistics (possibly to NaN): undo it too
+            self._copy_tensors(self._bn_backup, self._bn_buffers)
+        if loss_ok:
+            # GradScaler.update() needs the inf check of unscale_(); a skipped forward has none (and a
+            # non-finite loss says nothing about the gradient scale).
+            self.scaler.update()
+        self._count_nonfinite(loss_ok, step_ok, outputs)
 
         if self.use_model_ema and step_ok:
             self.ema_model.update(self.model)
@@ -137,6 +194,12 @@ class Trainer:
                           **{k: v for k, v in outputs.items()})
         self.after_iter()
 
+    @staticmethod
+    def _copy_tensors(sources, destinations):
+        if destinations:
+            with torch.no_grad():
+                torch._foreach_copy_(destinations, sources)
+
     def _all_ranks_finite(self, loss):
         """True when the loss is finite on every rank (all ranks must skip together under DDP)."""
         flag = torch.isfinite(loss.detach()).float().reshape(1)
@@ -145,20 +208,32 @@ class Trainer:
         return bool(flag.item() > 0)
 
     def _grads_finite(self):
+        """True when every gradient is finite (DDP has averaged them, so all ranks agree)."""
         grads = [p.grad for p in self.model.parameters() if p.grad is not None]
         if not grads:
             return True
         norm = torch.nn.utils.get_total_norm(grads, error_if_nonfinite=False)
         return bool(torch.isfinite(norm).item())
 
-    def _note_nonfinite(self, outputs):
-        self.nonfinite_streak += 1
-        terms = ", ".join(f"{k}={float(v):.4g}" for k, v in outputs.items())
-        logger.warning(f"non-finite loss or gradient at epoch {self.epoch + 1} iter {self.iter + 1}: step skipped ({terms})")
-        if self.nonfinite_streak >= self.max_consecutive_nonfinite and not self.amp_training:
+    def _count_nonfinite(self, loss_ok, step_ok, outputs):
+        if step_ok:
+            self.nonfinite_streak = self.overflow_streak = 0
+            return
+        terms = ", ".join(f"{k}={float(torch.as_tensor(v).detach()):.4g}" for k, v in outputs.items())
+        where = f"epoch {self.epoch + 1} iter {self.iter + 1} (global iteration {self.progress_in_iter + 1})"
+        if self.amp_training and loss_ok:
+            self.overflow_streak += 1
+            streak, limit, what = self.overflow_streak, self.max_consecutive_overflow, "gradient overflows"
+            logger.info(f"gradient overflow under mixed precision at {where}: step skipped, loss scale lowered")
+        else:
+            self.nonfinite_streak += 1
+            streak, limit = self.nonfinite_streak, self.max_consecutive_nonfinite
+            what = "non-finite losses" if not loss_ok else "non-finite gradients"
+            logger.warning(f"non-finite {'loss' if not loss_ok else 'gradient'} at {where}: step skipped ({terms})")
+        if streak >= limit:
             raise NonFiniteLossError(
-                f"{self.nonfinite_streak} consecutive non-finite steps, the last at epoch {self.epoch + 1} "
-                f"iter {self.iter + 1} ({terms}); the last good checkpoint is in {self.file_name}"
+                f"{streak} consecutive steps with {what}, the last at {where}, loss terms: {terms}; "
+                f"stopping. The last good checkpoint is in {self.file_name}"
             )
 
     # ------------------------------------------------------------------ setup
@@ -178,9 +253,9 @@ class Trainer:
         ckpt = self.resume_train(model)
 
         self.no_aug = self.start_epoch >= self.max_epoch - self.exp.no_aug_epochs
-        per_rank_batch = max(self.args.batch_size // self.world_size, 1)
+        self.per_rank_batch = max(self.args.batch_size // self.world_size, 1)
         self.train_loader = self.exp.get_data_loader(
-            batch_size=per_rank_batch, is_distributed=self.is_distributed, no_aug=self.no_aug,
+            batch_size=self.per_rank_batch, is_distributed=self.is_distributed, no_aug=self.no_aug,
             cache_img=self.args.cache,
         )
         dataset_classes = getattr(self._base_dataset(), "num_classes", self.exp.num_classes)
@@ -192,7 +267,12 @@ class Trainer:
         self.max_iter = len(self.train_loader)
         if self.max_iter == 0:
             raise ValueError("the training set yields no batch: fewer images than processes x batch size?")
-        self.train_iter = iter(self.train_loader)
+        if ckpt is not None and self.start_iter_in_epoch >= self.max_iter:
+            raise YOLOXError(
+                f"the checkpoint stopped at iteration {self.start_iter_in_epoch} of an epoch, but an epoch now has "
+                f"{self.max_iter} iterations (different dataset, batch size or number of processes?)"
+            )
+        self.train_iter = None  # started by _restart_data_stream() at each resume point
         self.lr_scheduler = self.exp.get_lr_scheduler(self.exp.basic_lr_per_img * self.args.batch_size, self.max_iter)
         if self.no_aug:
             model.head.use_l1 = True
@@ -202,19 +282,27 @@ class Trainer:
                         broadcast_buffers=False)
         self.model = model
         self.grad_stat_modules = [m for m in unwrap_model(model).modules() if hasattr(m, "commit_grad_stats")]
+        # BatchNorm statistics change in the forward pass; a skipped step restores them from this copy
+        self._bn_buffers = [b for m in unwrap_model(model).modules()
+                            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for b in m.buffers()]
+        self._bn_backup = [b.detach().clone() for b in self._bn_buffers]
         self.frequency_groups = self.exp.class_frequency_groups(self._base_dataset())
 
         if self.use_model_ema:
             self.ema_model = ModelEMA(model, getattr(self.exp, "ema_decay", 0.9999))
-            self.ema_model.updates = self.max_iter * self.start_epoch
+            self.ema_model.updates = self.max_iter * self.start_epoch + self.start_iter_in_epoch
             if ckpt is not None and "ema" in ckpt:
                 self.ema_model.ema.load_state_dict(ckpt["ema"])
                 self.ema_model.updates = ckpt.get("ema_updates", self.ema_model.updates)
-        self.evaluator = self.exp.get_evaluator(batch_size=per_rank_batch * self.world_size, is_distributed=self.is_distributed)
+        self.evaluator = self.exp.get_evaluator(batch_size=self.per_rank_batch * self.world_size,
+                                                is_distributed=self.is_distributed)
         if self.rank == 0 and getattr(self.args, "logger", "tensorboard") == "tensorboard":
             from torch.utils.tensorboard import SummaryWriter
 
             self.tblogger = SummaryWriter(os.path.join(self.file_name, "tensorboard"))
+        if ckpt is not None:
+            # last, so that nothing above (model init, loader set-up) consumes the restored states
+            self._restore_rng(ckpt)
         self.model.train()
         logger.info(f"Training start on {self.device} with {self.world_size} process(es), "
                     f"{self.max_iter} iterations per epoch")
@@ -222,6 +310,15 @@ class Trainer:
     def _base_dataset(self):
         dataset = self.train_loader.dataset
         return getattr(dataset, "_dataset", dataset)
+
+    def _restart_data_stream(self, progress):
+        """(Re)start the loader at iteration ``progress`` of the sampler stream (a resume point)."""
+        sampler = getattr(getattr(self.train_loader, "batch_sampler", None), "sampler", None)
+        if hasattr(sampler, "start"):
+            sampler.start = progress * self.per_rank_batch
+        elif progress:
+            logger.warning("the training sampler has no 'start': the resumed run restarts its data stream")
+        self.train_iter = iter(self.train_loader)
 
     def after_train(self):
         logger.info(f"Training of experiment is done and the best AP is {self.best_ap * 100:.2f}")
@@ -237,7 +334,8 @@ class Trainer:
             unwrap_model(self.model).head.use_l1 = True
             self.exp.eval_interval = 1
             if not self.no_aug:
-                self.save_ckpt(ckpt_name="last_mosaic_epoch")
+                self.save_ckpt(ckpt_name="last_mosaic_epoch", next_position=(self.epoch, 0))
+        self._restart_data_stream(self.epoch * self.max_iter + self.start_iter_in_epoch)
 
     def after_epoch(self):
         self.save_ckpt(ckpt_name="latest")
@@ -272,6 +370,11 @@ class Trainer:
         if self.exp.multiscale_range > 0 and (self.progress_in_iter + 1) % 10 == 0:
             self.input_size = self.exp.random_resize(self.train_loader, self.epoch, self.rank, self.is_distributed)
 
+        if self.ckpt_interval_iters and (self.iter + 1) % self.ckpt_interval_iters == 0 and self.iter + 1 < self.max_iter:
+            self.save_ckpt(ckpt_name="latest", next_position=(self.epoch, self.iter + 1))
+            # a resume point: a resumed run restarts its stream here, so this run does too
+            self._restart_data_stream(self.progress_in_iter + 1)
+
     def gamma_by_group(self):
         """Mean EFL focusing factor per frequency group ('r', 'c', 'f'); {} without EFL or groups."""
         loss = unwrap_model(self.model).head.cls_loss
@@ -291,14 +394,36 @@ class Trainer:
             ckpt_file = args.ckpt or os.path.join(self.file_name, "latest_ckpt.pth")
             logger.info(f"resume training from {ckpt_file}")
             ckpt = load_checkpoint_file(ckpt_file, map_location=self.device)
-            model.load_state_dict(ckpt.get("train_model", ckpt["model"]))
-            self.optimizer.load_state_dict(ckpt["optimizer"])
+            if not isinstance(ckpt, dict) or "model" not in ckpt:
+                raise CheckpointError(f"cannot resume from {ckpt_file}: it holds no 'model' weights")
+            weights = ckpt.get("train_model", ckpt["model"])
+            try:
+                model.load_state_dict(weights)
+            except RuntimeError:
+                raise CheckpointError(
+                    f"cannot resume from {ckpt_file}: it was saved for another architecture or class count; "
+                    f"{_describe_mismatch(model.state_dict(), weights)}. Use -c (without --resume) to start from "
+                    "its matching weights"
+                ) from None
+            if "optimizer" in ckpt:
+                try:
+                    self.optimizer.load_state_dict(ckpt["optimizer"])
+                except (ValueError, KeyError, RuntimeError) as e:
+                    raise CheckpointError(f"cannot resume the optimizer state of {ckpt_file}: {e}") from None
+            else:
+                logger.warning(f"{ckpt_file} has no optimizer state: the optimizer starts afresh")
             if "scaler" in ckpt and self.amp_training:
                 self.scaler.load_state_dict(ckpt["scaler"])
-            self.best_ap = ckpt.pop("best_ap", 0.0)
-            self.start_epoch = args.start_epoch - 1 if args.start_epoch is not None else ckpt["start_epoch"]
-            _set_rng_state(ckpt.get("rng"))
-            logger.info(f"loaded checkpoint '{ckpt_file}' (epoch {self.start_epoch})")
+            self.best_ap = max(float(ckpt.pop("best_ap", 0.0) or 0.0), self._best_ap_on_disk())
+            if args.start_epoch is not None:
+                self.start_epoch, self.start_iter_in_epoch = args.start_epoch - 1, 0
+            else:
+                self.start_epoch = int(ckpt.get("start_epoch", 0))
+                self.start_iter_in_epoch = int(ckpt.get("start_iter", 0))
+            if "input_size" in ckpt:
+                self.input_size = tuple(int(v) for v in ckpt["input_size"])
+            logger.info(f"loaded checkpoint '{ckpt_file}' (epoch {self.start_epoch}, iteration "
+                        f"{self.start_iter_in_epoch} of the epoch)")
             return ckpt
         if args.ckpt is not None:
             logger.info(f"loading initial weights from {args.ckpt}")
@@ -307,10 +432,51 @@ class Trainer:
         self.start_epoch = 0
         return None
 
+    def _best_ap_on_disk(self):
+        """best_ap of ``best_ckpt.pth`` (an evaluation may have finished after ``latest`` was written)."""
+        path = os.path.join(self.file_name, "best_ckpt.pth")
+        if not os.path.isfile(path):
+            return 0.0
+        try:
+            return float(torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("best_ap", 0.0) or 0.0)
+        except Exception:  # noqa: BLE001 - only a hint; the resumed run's own evaluations still count
+            return 0.0
+
+    def _restore_rng(self, ckpt):
+        states = ckpt.get("rng_per_rank")
+        if states is not None and len(states) == self.world_size:
+            _set_rng_state(states[self.rank])
+        elif self.world_size == 1 and ckpt.get("rng"):
+            _set_rng_state(ckpt["rng"])
+        else:
+            # another number of processes: exact continuation is impossible, keep ranks decorrelated
+            seed = (self.exp.seed or 0) + self.rank + 1_000_003 * (self.start_epoch * self.max_iter + self.start_iter_in_epoch)
+            seed_everything(seed)
+            logger.warning("the checkpoint's random states do not match this number of processes: reseeded "
+                           "(the run continues, but not bit for bit as it would have)")
+
+    def _gather_rng_states(self):
+        state = _rng_state()
+        if not self.is_distributed:
+            return [state]
+        # gathered as serialized bytes: tensors inside gathered objects do not survive gloo's pickling
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        payloads = [None] * self.world_size
+        dist.all_gather_object(payloads, buffer.getvalue())
+        return [torch.load(io.BytesIO(p), weights_only=True) for p in payloads]
+
     def evaluate_and_save_model(self):
         eval_model = self.ema_model.ema if self.use_model_ema else unwrap_model(self.model)
-        with torch.no_grad():
-            ap50_95, ap50, summary = self.exp.eval(eval_model, self.evaluator, self.is_distributed)
+        logger.info(f"evaluating after epoch {self.epoch + 1}")
+        if os.environ.get("YOLOX_TEST_SLOW_EVAL"):  # TEST HOOK for the crash tests: a wide window to kill in
+            time.sleep(float(os.environ["YOLOX_TEST_SLOW_EVAL"]))
+        rng = _rng_state()  # evaluation must not shift the training's random streams (exact resume)
+        try:
+            with torch.no_grad():
+                ap50_95, ap50, summary = self.exp.eval(eval_model, self.evaluator, self.is_distributed)
+        finally:
+            _set_rng_state(rng)
         self.model.train()
         # The first evaluation always writes best_ckpt.pth, even at AP 0 (users expect the file).
         update_best = ap50_95 > self.best_ap or not os.path.exists(os.path.join(self.file_name, "best_ckpt.pth"))
@@ -327,12 +493,19 @@ class Trainer:
         if self.save_history_ckpt:
             self.save_ckpt(f"epoch_{self.epoch + 1}", ap=ap50_95)
 
-    def save_ckpt(self, ckpt_name, update_best_ckpt=False, ap=None):
+    def save_ckpt(self, ckpt_name, update_best_ckpt=False, ap=None, next_position=None):
+        """Write ``<ckpt_name>_ckpt.pth`` (rank 0; every rank must call it, for the random states).
+
+        ``next_position`` = (epoch, iteration in epoch) a resumed run starts at; default: the next epoch.
+        """
+        rng_states = self._gather_rng_states()
         if self.rank != 0:
             return
+        next_epoch, next_iter = next_position if next_position is not None else (self.epoch + 1, 0)
         save_model = self.ema_model.ema if self.use_model_ema else unwrap_model(self.model)
         state = {
-            "start_epoch": self.epoch + 1,
+            "start_epoch": next_epoch,
+            "start_iter": next_iter,
             # "model" holds the weights evaluation uses (the EMA), as in the published checkpoints.
             "model": save_model.state_dict(),
             "train_model": unwrap_model(self.model).state_dict(),
@@ -340,7 +513,9 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "best_ap": self.best_ap,
             "curr_ap": ap,
-            "rng": _rng_state(),
+            "input_size": list(self.input_size),
+            "rng": rng_states[0],
+            "rng_per_rank": rng_states,
         }
         if self.use_model_ema:
             state["ema"] = self.ema_model.ema.state_dict()

@@ -89,6 +89,11 @@ class Exp(BaseExp):
         self.print_interval = 10
         self.eval_interval = 10
         self.save_history_ckpt = True
+        # 0: checkpoints at epoch ends only; N: also a resumable ``latest`` every N iterations.
+        self.ckpt_interval_iters = 0
+        # Stop after this many consecutive non-finite losses (or, under AMP, gradient overflows).
+        self.max_consecutive_nonfinite = 10
+        self.max_consecutive_overflow = 50
         self.exp_name = os.path.split(os.path.realpath(__file__))[1].split(".")[0]
 
         # ---------------- testing ---------------- #

@@ -2,6 +2,7 @@
 import os
 import shutil
 import tempfile
+import time
 
 import torch
 from loguru import logger
@@ -27,6 +28,7 @@ def atomic_torch_save(obj, path):
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
+        _test_only_slow_save(path)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -39,14 +41,25 @@ def atomic_torch_save(obj, path):
         os.close(dir_fd)
 
 
+def _test_only_slow_save(path):
+    """TEST HOOK: ``YOLOX_TEST_SLOW_SAVE=<seconds>`` sleeps between writing the temporary file and renaming it,
+    so the crash tests can kill a run in the middle of a checkpoint write. Never set it in real runs."""
+    delay = os.environ.get("YOLOX_TEST_SLOW_SAVE")
+    if delay:
+        print(f"YOLOX_TEST_SLOW_SAVE: temporary file of {os.path.basename(path)} written, renaming in {delay}s", flush=True)
+        time.sleep(float(delay))
+
+
 def save_checkpoint(state, is_best, save_dir, model_name=""):
     """Write ``<model_name>_ckpt.pth`` (atomically) and copy it to ``best_ckpt.pth`` when ``is_best``."""
     filename = os.path.join(save_dir, model_name + "_ckpt.pth")
     atomic_torch_save(state, filename)
     if is_best:
         best = os.path.join(save_dir, "best_ckpt.pth")
-        tmp = best + ".tmp"
+        tmp = os.path.join(save_dir, ".tmp_best_ckpt.pth")
         shutil.copyfile(filename, tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
         os.replace(tmp, best)
 
 

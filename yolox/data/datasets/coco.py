@@ -37,6 +37,8 @@ def read_image(path):
         raise DatasetError(f"cannot read image {path}: is a directory") from None
     except OSError as err:
         raise DatasetError(f"cannot read image {path}: {err.strerror or err}") from None
+    except ValueError as err:  # e.g. a NUL character in the path
+        raise DatasetError(f"cannot read image {path!r}: invalid path ({err})") from None
     if not data:
         raise DatasetError(f"cannot read image {path}: empty file")
     # OpenCV decodes a cut JPEG into a partly grey image without an error. A complete JPEG has an
@@ -46,7 +48,11 @@ def read_image(path):
         last_scan = data.rfind(b"\xff\xda")
         if last_scan < 0 or data.find(b"\xff\xd9", last_scan) < 0:
             raise DatasetError(f"cannot read image {path}: truncated JPEG (no end-of-image marker)")
-    img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    try:
+        img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error as err:  # e.g. a header announcing more pixels than OpenCV's limit (a decompression bomb)
+        reason = " ".join(str(err).split())
+        raise DatasetError(f"cannot read image {path}: OpenCV refused to decode it ({reason})") from None
     if img is None or img.size == 0:
         raise DatasetError(f"cannot read image {path}: not a decodable image (corrupt file or unsupported format)")
     return img
