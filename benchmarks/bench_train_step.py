@@ -1,0 +1,222 @@
+"""Training-step time of YOLOX-S (SimOTA, sigmoid) against YOLOX*-S with FL / EFL / QFL / EQFL at 1203 classes.
+
+One step = forward + target assignment + loss + backward (with the EFL/EQFL statistics commit) + SGD step,
+on a fixed synthetic batch. The step is split from outside the model by wrapping the head's methods:
+
+    forward    backbone, neck and head convolutions (model call until the head's ``get_losses`` starts)
+    assign     ``_simota_targets`` (YOLOX) or ``_atss_targets`` (YOLOX*)
+    loss       the rest of ``get_losses`` (box decoding, classification / box / quality / L1 losses)
+    backward   ``loss.backward()`` + ``commit_grad_stats`` of the gradient-statistics losses
+    optim      ``optimizer.step()``
+
+Variants run interleaved (one step of each per round) and every target ratio is the median of the per-round
+ratios, so slow phases of a shared machine hit numerator and denominator alike.
+
+    python benchmarks/bench_train_step.py [--size 320] [--batch 4] [--rounds 7] [--threads 2]
+    python benchmarks/bench_train_step.py --profile efl     # + torch.profiler top ops of one variant
+
+Targets (issue, item 1): YOLOX*-S EFL step <= YOLOX-S sigmoid step; EFL <= 1.05 x FL; EQFL <= 1.05 x QFL.
+"""
+import argparse
+import functools
+import time
+
+import torch
+from tabulate import tabulate
+
+from common import build_exp, machine_info, median, model_label, sync, synthetic_batch, verdict
+
+VARIANTS = ("sigmoid", "fl", "efl", "qfl", "eqfl")
+PHASES = ("forward", "assign", "loss", "backward", "optim")
+
+
+class StepTimer:
+    """Wraps one model's head so that a step's phase times can be read after it ran."""
+
+    def __init__(self, model, device):
+        self.model, self.device = model, device
+        head = model.head
+        self.marks = {}
+        for name in ("get_losses", "_simota_targets", "_atss_targets"):
+            setattr(head, name, self._wrap(name, getattr(head, name)))
+
+    def _wrap(self, name, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            sync(self.device)
+            self.marks[name + ".start"] = time.perf_counter()
+            out = fn(*args, **kwargs)
+            sync(self.device)
+            self.marks[name + ".end"] = time.perf_counter()
+            return out
+
+        return wrapper
+
+    def assign_time(self):
+        for name in ("_simota_targets", "_atss_targets"):
+            if name + ".start" in self.marks:
+                return self.marks[name + ".end"] - self.marks[name + ".start"]
+        return 0.0
+
+
+def train_step(model, optimizer, timer, images, targets, device):
+    """One training step; returns {phase: seconds} and the total."""
+    timer.marks.clear()
+    sync(device)
+    t0 = time.perf_counter()
+    outputs = model(images, targets)
+    sync(device)
+    t1 = time.perf_counter()
+    optimizer.zero_grad(set_to_none=True)
+    outputs["total_loss"].backward()
+    for m in model.modules():
+        if hasattr(m, "commit_grad_stats"):
+            m.commit_grad_stats(1.0, False)
+    sync(device)
+    t2 = time.perf_counter()
+    optimizer.step()
+    sync(device)
+    t3 = time.perf_counter()
+    assign = timer.assign_time()
+    loss_start, loss_end = timer.marks["get_losses.start"], timer.marks["get_losses.end"]
+    times = {
+        "forward": loss_start - t0,
+        "assign": assign,
+        "loss": (loss_end - loss_start) - assign,
+        "backward": t2 - t1,
+        "optim": t3 - t2,
+    }
+    times["total"] = t3 - t0
+    return times
+
+
+def build(size, cls_loss, device):
+    exp = build_exp(size, cls_loss)
+    model = exp.get_model().to(device).train()
+    optimizer = exp.get_optimizer(batch_size=64)
+    for group in optimizer.param_groups:
+        group["lr"] = 1e-4  # tiny but non-zero: weights move as in training, the scores stay sane
+    return model, optimizer, StepTimer(model, device), exp.max_labels
+
+
+def profile_variant(model, optimizer, timer, images, targets, device, rows=20):
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        train_step(model, optimizer, timer, images, targets, device)
+    sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    print(prof.key_averages().table(sort_by=sort, row_limit=rows))
+
+
+def loss_only(args, device, losses, rounds=7):
+    """Classification loss alone (forward + backward + statistics commit) on YOLOX*-shaped logits
+    ``[B * N_anchors, 1203]``: the part of the step that differs between FL/EFL and QFL/EQFL."""
+    from yolox.models.losses import build_cls_loss
+
+    if not losses:
+        return
+    n = args.batch * sum((args.size // s) ** 2 for s in (8, 16, 32)) * 2
+    gen = torch.Generator().manual_seed(1)
+    logits = (torch.randn(n, 1203, generator=gen) * 2 - 4.6).to(device)
+    targets = torch.zeros(n, 1203)
+    fg = torch.randperm(n, generator=gen)[: args.batch * args.num_gt * 9]
+    targets[fg, torch.randint(0, 1203, (fg.numel(),), generator=gen)] = torch.rand(fg.numel(), generator=gen)
+    targets = targets.to(device)
+    modules = {name: build_cls_loss(name, 1203).to(device).train() for name in losses}
+    times = {name: [] for name in losses}
+    for r in range(rounds + 1):
+        for name, module in modules.items():
+            x = logits.clone().requires_grad_(True)
+            y = targets if module.quality_targets else (targets > 0).float()
+            sync(device)
+            start = time.perf_counter()
+            (module(x, y, 100.0) / 100.0).backward()
+            if hasattr(module, "commit_grad_stats"):
+                module.commit_grad_stats(1.0, False)
+            sync(device)
+            if r:
+                times[name].append(time.perf_counter() - start)
+    print(f"\n# classification loss alone, forward + backward (+ statistics commit), logits [{n}, 1203] "
+          f"(= YOLOX* at {args.size}x{args.size}, batch {args.batch}), {rounds} rounds")
+    rows = [[name, f"{median(t) * 1e3:.0f}", f"{min(t) * 1e3:.0f}"] for name, t in times.items()]
+    for num, den in (("efl", "fl"), ("eqfl", "qfl")):
+        if num in times and den in times:
+            rows.append([f"{num} / {den}", f"{median(times[num]) / median(times[den]):.2f}",
+                         f"{min(times[num]) / min(times[den]):.2f}"])
+    print(tabulate(rows, headers=["loss", "median ms", "best ms"], tablefmt="github"))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="s", help="nano | tiny | s | m")
+    parser.add_argument("--size", type=int, default=320, help="square input side")
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--num-gt", type=int, default=30, help="boxes per image")
+    parser.add_argument("--rounds", type=int, default=7, help="timed rounds (one step of each variant per round)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed rounds first")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--profile", default=None, help="also print torch.profiler's top ops of this variant")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    device = torch.device(args.device)
+    variants = args.variants.split(",")
+
+    setups = {v: build(args.model, v, device) for v in variants}
+    max_labels = max(s[3] for s in setups.values())
+    images, targets = synthetic_batch(args.batch, args.size, args.num_gt, max_labels, 1203, device=device)
+
+    samples = {v: [] for v in variants}
+    for r in range(args.warmup + args.rounds):
+        for v in variants:
+            model, optimizer, timer, _ = setups[v]
+            times = train_step(model, optimizer, timer, images, targets, device)
+            if r >= args.warmup:
+                samples[v].append(times)
+
+    def med(v, key):
+        return median([s[key] for s in samples[v]])
+
+    def paired_ratio(num, den):
+        return median([a["total"] / b["total"] for a, b in zip(samples[num], samples[den])])
+
+    def best(v, key="total"):
+        return min(s[key] for s in samples[v])
+
+    print(f"# training step, YOLOX-{args.model.upper()} head at 1203 classes, {args.size}x{args.size}, batch "
+          f"{args.batch}, {args.num_gt} gts/image, {args.rounds} rounds | {machine_info(device)}")
+    rows = []
+    base = "sigmoid" if "sigmoid" in variants else variants[0]
+    for v in variants:
+        rows.append([model_label(args.model, v)] + [f"{med(v, p) * 1e3:.0f}" for p in PHASES]
+                    + [f"{med(v, 'total') * 1e3:.0f}", f"{best(v) * 1e3:.0f}", f"{paired_ratio(v, base):.3f}",
+                       f"{best(v) / best(base):.3f}"])
+    print(tabulate(rows, headers=["variant"] + [f"{p} ms" for p in PHASES]
+                   + ["step ms (median)", "step ms (best)", f"/ {base} (paired median)", f"/ {base} (best)"],
+                   tablefmt="github"))
+
+    targets_rows = []
+    for num, den, limit in (("efl", "sigmoid", 1.0), ("efl", "fl", 1.05), ("eqfl", "qfl", 1.05)):
+        if num in variants and den in variants:
+            ratio, ratio_best = paired_ratio(num, den), best(num) / best(den)
+            targets_rows.append([f"{num} step / {den} step", f"{ratio:.3f}", f"{ratio_best:.3f}", f"<= {limit:.2f}",
+                                 verdict(ratio <= limit), verdict(ratio_best <= limit)])
+    if targets_rows:
+        print()
+        print(tabulate(targets_rows, headers=["target", "paired median", "best / best", "limit", "result (median)",
+                                              "result (best)"], tablefmt="github"))
+
+    loss_only(args, device, [v for v in variants if v != "sigmoid"])
+
+    if args.profile:
+        model, optimizer, timer, _ = setups[args.profile]
+        print(f"\n# torch.profiler, one step of {model_label(args.model, args.profile)}")
+        profile_variant(model, optimizer, timer, images, targets, device)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,248 @@
+"""The GPU check (issue item 8): training throughput and memory, and the EFL statistics under AMP.
+
+Run through ``benchmarks/gpu_check.sh`` (which sets PYTHONPATH and installs carried wheels). Three parts:
+
+1. throughput  images/s and peak GPU memory of a training step (``Trainer.train_one_iter``: forward under
+               autocast, GradScaler backward, EFL statistics commit, SGD, EMA) for YOLOX-S/M sigmoid (SimOTA)
+               and YOLOX*-S/M FL / EFL / EQFL at 1203 classes, 640x640, ``--fp16``, synthetic batches on the GPU.
+2. efl_amp     YOLOX*-S EFL: 50 mixed-precision iterations and 50 float32 iterations (TF32 off) on the same
+               batches from the same initial weights; the per-class statistics (pos_grad, neg_grad, g^j and
+               gamma^j) of the two runs are compared.
+3. data        the data pipeline's images/s per worker on this machine's CPU (benchmarks/bench_data_pipeline.py),
+               for the data-bound analysis: data images/s = per worker x 4 workers vs training images/s.
+
+``--cpu-dry-run`` runs every part on the CPU at tiny sizes (float32 both sides) to check the script.
+Results: a table per part on stdout and ``gpu_check.json`` in ``--out``.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from tabulate import tabulate
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, batch_pool, build_exp, machine_info, model_label, sync, verdict  # noqa: E402
+
+CONFIGS = ("s:sigmoid", "s:fl", "s:efl", "s:eqfl", "m:sigmoid", "m:fl", "m:efl", "m:eqfl")
+
+
+def quiet_logger():
+    from loguru import logger
+
+    logger.remove()
+    logger.add(sys.stderr, level="WARNING")
+
+
+def run_throughput(args, device, out_dir):
+    from common import make_trainer
+
+    rows, results = [], []
+    for spec in args.configs.split(","):
+        size, loss = spec.split(":")
+        exp = build_exp(size, loss)
+        exp.print_interval = 10**9  # no log lines inside the timed loop
+        record = {"model": model_label(size, loss), "batch": args.batch, "size": args.size}
+        try:
+            torch.manual_seed(0)
+            pool = batch_pool(4, args.batch, args.size, exp.max_labels, exp.num_classes, device=device)
+            with tempfile.TemporaryDirectory() as tmp:
+                trainer = make_trainer(exp, args.batch, pool, tmp, device=device, fp16=args.fp16)
+                quiet_logger()
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+                    torch.cuda.reset_peak_memory_stats(device)
+                for it in range(args.warmup):
+                    trainer.iter = it
+                    trainer.train_one_iter()
+                sync(device)
+                start = time.perf_counter()
+                for it in range(args.warmup, args.warmup + args.iters):
+                    trainer.iter = it
+                    trainer.train_one_iter()
+                sync(device)
+                elapsed = time.perf_counter() - start
+                record["images_per_s"] = args.iters * args.batch / elapsed
+                record["ms_per_iter"] = elapsed / args.iters * 1e3
+                if device.type == "cuda":
+                    record["peak_alloc_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+                    record["peak_reserved_gib"] = torch.cuda.max_memory_reserved(device) / 2**30
+                record["amp"] = bool(trainer.amp_training)
+                del trainer, pool
+        except torch.OutOfMemoryError:
+            record["error"] = "out of memory"
+        except Exception as e:  # noqa: BLE001 - report and go on with the other configurations
+            record["error"] = f"{type(e).__name__}: {e}"
+        exp.model = exp.optimizer = None
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        results.append(record)
+        rows.append([record["model"], f"{record.get('images_per_s', float('nan')):.1f}",
+                     f"{record.get('ms_per_iter', float('nan')):.0f}",
+                     f"{record.get('peak_alloc_gib', float('nan')):.2f}",
+                     f"{record.get('peak_reserved_gib', float('nan')):.2f}", record.get("error", "")])
+        print(f"  done {record['model']}: {rows[-1][1]} img/s", flush=True)
+    print(f"\n# training throughput, {args.size}x{args.size}, batch {args.batch}, 1203 classes, "
+          f"{'fp16 (autocast + GradScaler)' if args.fp16 and device.type == 'cuda' else 'float32'}, "
+          f"{args.iters} timed iterations after {args.warmup} | {machine_info(device)}")
+    print(tabulate(rows, headers=["model", "images/s", "ms/iter", "peak alloc GiB", "peak reserved GiB", "error"],
+                   tablefmt="github"))
+    by_name = {r["model"]: r for r in results}
+    ratio_rows = []
+    for size in ("S", "M"):
+        base = by_name.get(f"YOLOX-{size} sigmoid (SimOTA)", {}).get("images_per_s")
+        for loss in ("fl", "efl", "eqfl"):
+            r = by_name.get(f"YOLOX*-{size} {loss}", {}).get("images_per_s")
+            if base and r:
+                ratio_rows.append([f"YOLOX*-{size} {loss} / YOLOX-{size} sigmoid", f"{r / base:.3f}"])
+        fl = by_name.get(f"YOLOX*-{size} fl", {}).get("images_per_s")
+        efl = by_name.get(f"YOLOX*-{size} efl", {}).get("images_per_s")
+        if fl and efl:
+            ratio_rows.append([f"YOLOX*-{size} efl step / fl step", f"{fl / efl:.3f} (target <= 1.05: {verdict(fl / efl <= 1.05)})"])
+    if ratio_rows:
+        print()
+        print(tabulate(ratio_rows, headers=["throughput ratio", "value"], tablefmt="github"))
+    return results
+
+
+def efl_statistics(model):
+    loss = model.head.cls_loss
+    gamma = loss.gamma_per_class() if hasattr(loss, "gamma_per_class") else None
+    return {k: v.detach().float().cpu() for k, v in
+            (("pos_grad", loss.pos_grad), ("neg_grad", loss.neg_grad), ("pos_neg", loss.pos_neg), ("gamma", gamma))
+            if v is not None}
+
+
+def run_efl_amp(args, device, out_dir):
+    from common import make_trainer
+
+    exp_probe = build_exp("s", "efl")
+    pool = batch_pool(10, args.efl_batch, args.size, exp_probe.max_labels, exp_probe.num_classes, device=device,
+                      seed=100)
+    runs = {}
+    amp_modes = (True, False) if device.type == "cuda" else (False, False)
+    for name, fp16 in zip(("amp", "fp32"), amp_modes):
+        exp = build_exp("s", "efl")
+        exp.print_interval = 10**9
+        torch.manual_seed(0)  # identical initial weights in both runs
+        prev_tf32 = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+        if not fp16:
+            torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+        with tempfile.TemporaryDirectory() as tmp:
+            trainer = make_trainer(exp, args.efl_batch, pool, tmp, device=device, fp16=fp16)
+            quiet_logger()
+            scales, skipped = [], 0
+            start = time.perf_counter()
+            for it in range(args.efl_iters):
+                trainer.iter = it
+                before = efl_statistics(trainer.model)["pos_grad"].sum()
+                trainer.train_one_iter()
+                skipped += int(efl_statistics(trainer.model)["pos_grad"].sum() == before)
+                scales.append(float(trainer.scaler.get_scale()) if trainer.amp_training else 1.0)
+            sync(device)
+            runs[name] = {"stats": efl_statistics(trainer.model), "skipped": skipped, "final_scale": scales[-1],
+                          "seconds": time.perf_counter() - start, "amp": bool(trainer.amp_training)}
+            del trainer
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = prev_tf32
+        exp.model = exp.optimizer = None
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    a, b = runs["amp"]["stats"], runs["fp32"]["stats"]
+    seen = (b["pos_grad"] > 0) & (a["pos_grad"] > 0)
+
+    def rel(x, y):
+        d = ((x - y).abs() / y.abs().clamp(min=1e-30))[seen]
+        return (float(d.median()), float(d.max())) if d.numel() else (float("nan"), float("nan"))
+
+    pos_rel, neg_rel = rel(a["pos_grad"], b["pos_grad"]), rel(a["neg_grad"], b["neg_grad"])
+    gamma_diff = float((a["gamma"] - b["gamma"]).abs().max())
+    g_corr = float(torch.corrcoef(torch.stack([a["pos_neg"][seen], b["pos_neg"][seen]]))[0, 1]) if seen.sum() > 2 else float("nan")
+    ok = gamma_diff <= args.gamma_tolerance
+    rows = [
+        ["classes with positives (both runs)", int(seen.sum()), ""],
+        ["skipped / stat-less steps (amp, fp32)", f"{runs['amp']['skipped']}, {runs['fp32']['skipped']}", ""],
+        ["final loss scale (amp)", f"{runs['amp']['final_scale']:.0f}", ""],
+        ["pos_grad relative diff (median, max)", f"{pos_rel[0]:.2e}, {pos_rel[1]:.2e}", ""],
+        ["neg_grad relative diff (median, max)", f"{neg_rel[0]:.2e}, {neg_rel[1]:.2e}", ""],
+        ["corr(g_amp, g_fp32) over seen classes", f"{g_corr:.5f}", ""],
+        ["max |gamma_amp - gamma_fp32| (all classes)", f"{gamma_diff:.4f}",
+         f"<= {args.gamma_tolerance}: {verdict(ok)}"],
+        ["gamma range amp / fp32", f"{float(a['gamma'].min()):.3f}-{float(a['gamma'].max()):.3f} / "
+                                   f"{float(b['gamma'].min()):.3f}-{float(b['gamma'].max()):.3f}", ""],
+    ]
+    print(f"\n# EFL statistics after {args.efl_iters} iterations, YOLOX*-S EFL, {args.size}x{args.size}, batch "
+          f"{args.efl_batch}: {'AMP fp16' if runs['amp']['amp'] else 'float32 (dry run)'} vs float32 (TF32 off), "
+          f"same batches and initial weights | {machine_info(device)}")
+    print(tabulate(rows, headers=["measure", "value", "check"], tablefmt="github"))
+    return {"iters": args.efl_iters, "batch": args.efl_batch, "seen_classes": int(seen.sum()),
+            "pos_grad_rel": pos_rel, "neg_grad_rel": neg_rel, "g_corr": g_corr, "max_gamma_diff": gamma_diff,
+            "skipped": {k: v["skipped"] for k, v in runs.items()}, "final_scale_amp": runs["amp"]["final_scale"],
+            "seconds": {k: v["seconds"] for k, v in runs.items()}, "pass": ok}
+
+
+def run_data(args):
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "bench_data_pipeline.py"), "--images", str(args.data_images),
+           "--items", str(args.data_items), "--size", str(args.size)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False)
+    print("\n# data pipeline on this machine's CPU (one worker)")
+    print(proc.stdout.strip() or proc.stderr[-2000:])
+    return {"returncode": proc.returncode, "stdout": proc.stdout}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cpu-dry-run", action="store_true", help="tiny sizes on the CPU, to check the script")
+    parser.add_argument("--out", default=os.environ.get("OUT") or "/tmp/gpu_check_out")
+    parser.add_argument("--parts", default="throughput,efl_amp,data")
+    parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument("--size", type=int, default=640)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--iters", type=int, default=20)
+    parser.add_argument("--efl-iters", type=int, default=50)
+    parser.add_argument("--efl-batch", type=int, default=8)
+    parser.add_argument("--gamma-tolerance", type=float, default=0.05)
+    parser.add_argument("--data-images", type=int, default=24)
+    parser.add_argument("--data-items", type=int, default=40)
+    parser.add_argument("--no-fp16", dest="fp16", action="store_false")
+    args = parser.parse_args()
+    if args.cpu_dry_run:
+        device = torch.device("cpu")
+        args.size, args.batch, args.warmup, args.iters = 128, 2, 1, 2
+        args.efl_iters, args.efl_batch, args.data_images, args.data_items = 3, 2, 8, 4
+        args.configs = "s:sigmoid,s:efl"
+        torch.set_num_threads(min(2, os.cpu_count() or 1))
+    else:
+        if not torch.cuda.is_available():
+            sys.exit("no CUDA device: use --cpu-dry-run")
+        device = torch.device("cuda")
+    os.makedirs(args.out, exist_ok=True)
+    print(f"gpu_check: {machine_info(device)} | parts {args.parts}", flush=True)
+
+    report = {"machine": machine_info(device), "args": vars(args)}
+    parts = args.parts.split(",")
+    start = time.perf_counter()
+    if "throughput" in parts:
+        report["throughput"] = run_throughput(args, device, args.out)
+    if "efl_amp" in parts:
+        report["efl_amp"] = run_efl_amp(args, device, args.out)
+    if "data" in parts:
+        report["data"] = run_data(args)
+    if "throughput" in parts and report["throughput"]:
+        train_rates = [r["images_per_s"] for r in report["throughput"] if "images_per_s" in r]
+        print(f"\ndata-bound check: training consumes {min(train_rates):.1f}-{max(train_rates):.1f} images/s; compare "
+              f"with 4 workers x the 'full' images/s/worker above" if train_rates else "")
+    report["seconds"] = time.perf_counter() - start
+    with open(os.path.join(args.out, "gpu_check.json"), "w") as f:
+        json.dump(report, f, indent=1, default=str)
+    print(f"\ngpu_check done in {report['seconds']:.0f} s; results in {args.out}/gpu_check.json")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The GPU check in one command (issue item 8); see benchmarks/gpu_check.py and docs/benchmarks.md.
+#
+#   bash benchmarks/gpu_check.sh                 # on the device machine (one H100: about 3-5 minutes)
+#   bash benchmarks/gpu_check.sh --cpu-dry-run   # anywhere: tiny sizes on the CPU, checks the script
+#
+# Runs the project from the working tree (PYTHONPATH=., nothing pip-installed). Python packages missing on
+# the device image (loguru, pycocotools, faster-coco-eval, thop) travel as wheels in .whl/ (git-ignored;
+# download command in docs/benchmarks.md) and are installed into /tmp/site here. Results go to $OUT when
+# set (the device tool's output folder), else /tmp/gpu_check_out. Extra arguments go to gpu_check.py.
+set -eo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+export PYTHONPATH="$PWD"
+if compgen -G ".whl/*.whl" >/dev/null; then
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+    export PYTHONPATH="$PWD:/tmp/site"
+fi
+export PYTHONUNBUFFERED=1
+OUT_DIR=${OUT:-/tmp/gpu_check_out}
+mkdir -p "$OUT_DIR"
+
+"$PY" - <<'PY'
+import importlib, torch
+missing = [m for m in ("loguru", "tabulate", "pycocotools", "faster_coco_eval", "thop", "cv2", "psutil")
+           if importlib.util.find_spec(m) is None]
+print(f"torch {torch.__version__}, cuda {torch.cuda.is_available()}, missing packages: {missing or 'none'}")
+PY
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || true
+
+timeout 470 "$PY" benchmarks/gpu_check.py --out "$OUT_DIR" "$@" 2>&1 | tee "$OUT_DIR/gpu_check.log"
