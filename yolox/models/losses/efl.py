@@ -1,4 +1,5 @@
 """Equalized Focal Loss (Li et al., CVPR 2022)."""
+import torch
 import torch.nn.functional as F
 
 from .grad_stats import GradStatsMixin
@@ -12,6 +13,32 @@ def _check_shapes(logits, targets, num_classes):
             f"expected logits and targets of shape [N, {num_classes}], got {tuple(logits.shape)} "
             f"and {tuple(targets.shape)}"
         )
+
+
+class _FocalSum(torch.autograd.Function):
+    """sum(w * (1 - p_t)^gamma * -log(p_t)) for 0/1 targets, with its closed-form gradient.
+
+    Autograd through the elementwise formula keeps about eight [N, C] intermediates and walks each twice;
+    here forward computes the loss and d/dx once and backward only scales the saved gradient. With
+    x_t = x (2y - 1) and q = 1 - p_t = sigmoid(-x_t):  dL/dx = -(2y - 1) w q^gamma (q + gamma (1 - q) ce).
+    ``gamma`` and ``w`` are detached (they come from the gradient statistics and alpha_t)."""
+
+    @staticmethod
+    def forward(ctx, x, y, gamma, weight):
+        sign = 2.0 * y - 1.0
+        x_t = x * sign
+        log_q = F.logsigmoid(-x_t)
+        ce = F.softplus(-x_t)  # -log(p_t)
+        q_pow = torch.exp(gamma * log_q)  # (1 - p_t)^gamma
+        weighted = weight * q_pow
+        q = torch.exp(log_q)
+        ctx.save_for_backward(-sign * weighted * (q + gamma * (1.0 - q) * ce))
+        return (weighted * ce).sum()
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (grad,) = ctx.saved_tensors
+        return grad_output * grad, None, None, None
 
 
 class EqualizedFocalLoss(GradStatsMixin):
@@ -72,10 +99,7 @@ class EqualizedFocalLoss(GradStatsMixin):
         self._collect_grad_stats(x, y, y > 0 if pos_mask is None else pos_mask, normalizer)
 
         gamma, weight = self._factors()
-        ce = F.binary_cross_entropy_with_logits(x, y, reduction="none")  # -log(p_t)
-        p = x.sigmoid()
-        p_t = p * y + (1.0 - p) * (1.0 - y)
-        return (self._alpha_t(y) * weight * (1.0 - p_t).pow(gamma) * ce).sum()
+        return _FocalSum.apply(x, y, gamma, self._alpha_t(y) * weight)
 
     def _analytic_grad_abs(self, x, targets, pos_mask):
         gamma, weight = self._factors()

@@ -1,10 +1,32 @@
 """Equalized Quality Focal Loss: QFL with EFL's per-class focusing and weighting factors."""
+import torch
 import torch.nn.functional as F
 
 from .efl import _check_shapes
 from .grad_stats import GradStatsMixin
 
 __all__ = ["EqualizedQualityFocalLoss"]
+
+
+class _QualityFocalSum(torch.autograd.Function):
+    """sum(w * |y - p|^gamma * BCE(x, y)) with its closed-form gradient (see the class docstring):
+    dL/dx = w * sign(p - y) * |p - y|^(gamma - 1) * ((p - y)^2 + gamma * p * (1 - p) * BCE). One pass
+    instead of autograd's walk over about eight [N, C] intermediates; ``gamma`` and ``w`` are detached."""
+
+    @staticmethod
+    def forward(ctx, x, y, gamma, weight):
+        p = x.sigmoid()
+        d = p - y
+        abs_d = d.abs()
+        bce = F.binary_cross_entropy_with_logits(x, y, reduction="none")
+        d_pow = abs_d.pow(gamma - 1.0)
+        ctx.save_for_backward(weight * torch.sign(d) * d_pow * (d * d + gamma * p * (1.0 - p) * bce))
+        return (weight * d_pow * abs_d * bce).sum()
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (grad,) = ctx.saved_tensors
+        return grad_output * grad, None, None, None
 
 
 class EqualizedQualityFocalLoss(GradStatsMixin):
@@ -55,8 +77,7 @@ class EqualizedQualityFocalLoss(GradStatsMixin):
         self._collect_grad_stats(x, y, y > 0 if pos_mask is None else pos_mask, normalizer)
 
         gamma, weight = self._factors()
-        modulator = (y - x.sigmoid()).abs().pow(gamma)
-        return (weight * modulator * F.binary_cross_entropy_with_logits(x, y, reduction="none")).sum()
+        return _QualityFocalSum.apply(x, y, gamma, weight)
 
     def _analytic_grad_abs(self, x, targets, pos_mask):
         gamma, weight = self._factors()

@@ -60,8 +60,12 @@ class GradStatsMixin(nn.Module):
         """[N, C] |grad| and bool mask -> [2, C] float32 (per-class positive sums, negative sums)."""
         grad_abs = grad_abs.detach().float()
         pos_mask = pos_mask.to(grad_abs.device)
-        pos = torch.where(pos_mask, grad_abs, torch.zeros_like(grad_abs)).sum(dim=0)
-        neg = torch.where(pos_mask, torch.zeros_like(grad_abs), grad_abs).sum(dim=0)
+        # Positives are sparse (a few per image among N x C elements): gather them instead of masking the
+        # whole matrix twice; the negatives are the column total minus the positives.
+        rows, cols = pos_mask.nonzero(as_tuple=True)
+        pos = torch.zeros(grad_abs.shape[1], dtype=grad_abs.dtype, device=grad_abs.device)
+        pos.index_add_(0, cols, grad_abs[rows, cols])
+        neg = (grad_abs.sum(dim=0) - pos).clamp_(min=0)
         return torch.stack([pos, neg])
 
     @staticmethod
