@@ -248,7 +248,7 @@ class Exp(BaseExp):
                 (cls_biases if id(bias) in cls_bias_ids else biases).append(bias)
             weight = getattr(module, "weight", None)
             if isinstance(weight, nn.Parameter):
-                is_bn = isinstance(module, nn.modules.batchnorm._BatchNorm) or "bn" in type(module).__name__.lower()
+                is_bn = isinstance(module, nn.modules.batchnorm._BatchNorm)
                 (bn_weights if is_bn else weights).append(weight)
         optimizer = torch.optim.SGD(bn_weights, lr=lr, momentum=self.momentum, nesterov=True)
         optimizer.add_param_group({"params": weights, "weight_decay": self.weight_decay})
