@@ -3,7 +3,6 @@ metrics) and with the faster-coco-eval engine on synthetic LVIS-like ground trut
 annotations: test_fast_lvis_official.py (it reuses the helpers here)."""
 import copy
 import json
-import logging
 import math
 from pathlib import Path
 
@@ -12,26 +11,6 @@ import pytest
 
 from yolox.evaluators import LVIS_METRIC_KEYS, lvis_bbox_eval
 from yolox.evaluators.fast_lvis import box_iou_xywh, lvis_precision, summarize_precision
-
-@pytest.fixture(scope="module")
-def lvis_api():
-    """The official ``lvis`` package (0.5.3). It needs the aliases NumPy 2 removed (``np.float``...):
-    they are put back while this module runs, and removed afterwards."""
-    aliases = {"float": float, "int": int, "bool": bool, "object": object}
-    added = [name for name in aliases if name not in np.__dict__]
-    for name in added:
-        setattr(np, name, aliases[name])
-    try:
-        import lvis
-    except ImportError as err:
-        for name in added:
-            delattr(np, name)
-        pytest.skip(f"reference package missing ({err}); install it with `pip install --no-deps lvis==0.5.3`")
-    logging.getLogger("lvis").setLevel(logging.ERROR)
-    yield lvis
-    for name in added:
-        delattr(np, name)
-
 
 def official_eval(lvis_api, gt_path, results, max_dets=300):
     """(precision [T, R, K, A], metrics with -1 turned into NaN) of the official lvis-api."""

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_fast_lvis import assert_matches_official, det, federated_detections, lvis_api, random_box  # noqa: F401
+from test_fast_lvis import assert_matches_official, det, federated_detections, random_box  # noqa: F401
 
 SHARED_LVIS = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "lvis_v0.5_val_100.json"
 needs_shared = pytest.mark.skipif(not SHARED_LVIS.is_file(), reason="shared LVIS sample annotations absent")

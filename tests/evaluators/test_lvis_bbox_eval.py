@@ -13,25 +13,6 @@ from yolox.evaluators import LVIS_METRIC_KEYS, lvis_bbox_eval, lvis_eval_per_cat
 SHARED_LVIS = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "lvis_v0.5_val_100.json"
 
 
-@pytest.fixture(scope="module")
-def lvis_api():
-    """The official ``lvis`` package (0.5.3), the reference. It uses aliases NumPy 2 removed
-    (``np.float``): they are put back while this module runs, and removed afterwards."""
-    aliases = {"float": float, "int": int, "bool": bool, "object": object}
-    added = [name for name in aliases if name not in np.__dict__]
-    for name in added:
-        setattr(np, name, aliases[name])
-    try:
-        import lvis
-    except ImportError as err:
-        for name in added:
-            delattr(np, name)
-        pytest.skip(f"reference package missing ({err}); install it with `pip install --no-deps lvis==0.5.3`")
-    yield lvis
-    for name in added:
-        delattr(np, name)
-
-
 def official_lvis_metrics(lvis_api, gt_path, results, max_dets=300):
     gt = lvis_api.LVIS(str(gt_path))
     dt = lvis_api.LVISResults(gt, copy.deepcopy(results), max_dets=max_dets)
