@@ -321,7 +321,8 @@ def main(argv=None):
     data_dir, num_classes = prepare_data(args, ROOT / args.exp_pattern.format(args.variants[0]))
 
     results = []
-    jobs = [(v, s) for v in args.variants for s in args.seeds]
+    # seed-major: an interrupted benchmark still has every variant of the first seeds
+    jobs = [(v, s) for s in args.seeds for v in args.variants]
     bar = tqdm(jobs, desc="benchmark runs", unit="run", disable=not args.quiet)
     for k, (variant, seed) in enumerate(bar):
         bar.set_postfix_str(f"{variant} seed {seed}")

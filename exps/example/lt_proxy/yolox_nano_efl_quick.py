@@ -14,6 +14,8 @@ class Exp(LTProxyExp):
         self.num_classes = 12
         self.data_dir = os.path.join(get_yolox_datadir(), "lt_quick")
         self.input_size = self.test_size = (256, 256)
+        self.multiscale_range = 2
+        self.repeat_thresh = 0.1  # 240 images: t = 0.1 repeats the classes in fewer than 24 of them
         self.max_epoch = 30
         self.warmup_epochs = 2
         self.no_aug_epochs = 4
