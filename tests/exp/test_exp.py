@@ -83,3 +83,21 @@ def test_table1_experiment_files(size, loss):
     assert type(head.cls_loss).__name__ == {
         "sigmoid": "SigmoidBCELoss", "fl": "FocalLoss", "efl": "EqualizedFocalLoss", "qfl": "QualityFocalLoss",
         "eqfl": "EqualizedQualityFocalLoss", "eqlv2": "EQLv2FocalLoss"}[loss]
+
+
+SCHEDULE = ("max_epoch", "warmup_epochs", "no_aug_epochs", "basic_lr_per_img", "min_lr_ratio", "momentum",
+            "weight_decay", "ema_decay", "input_size", "test_size", "multiscale_range", "repeat_thresh", "num_classes",
+            "depth", "width", "mosaic_prob", "mosaic_scale", "enable_mixup", "seed")
+
+
+def test_lt_proxy_variants_differ_only_in_supervisor_and_loss():
+    """The long-tail benchmark compares losses: schedule, data and model size must be identical."""
+    exps = {loss: get_exp(str(ROOT / f"exps/example/lt_proxy/yolox_nano_{loss}.py"))
+            for loss in ("sigmoid", "fl", "efl", "qfl", "eqfl")}
+    for key in SCHEDULE:
+        values = {loss: getattr(exp, key) for loss, exp in exps.items()}
+        assert len(set(map(repr, values.values()))) == 1, (key, values)
+    assert exps["sigmoid"].anchor_scales is None and exps["sigmoid"].cls_loss == "sigmoid"
+    for loss in ("fl", "efl", "qfl", "eqfl"):
+        assert exps[loss].anchor_scales == (3, 4) and exps[loss].assigner == "atss" and exps[loss].cls_loss == loss
+    assert exps["efl"].max_epoch == 16 and exps["efl"].input_size == (160, 160) and exps["efl"].repeat_thresh == 0.01

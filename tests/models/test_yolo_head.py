@@ -131,3 +131,56 @@ def test_loss_decreases_when_overfitting_one_batch():
 def test_boxes_of_training_targets_are_consistent():
     # cxcywh -> xyxy conversions used by the head agree with a hand computation.
     torch.testing.assert_close(cxcywh2xyxy(torch.tensor([[10.0, 20.0, 4.0, 6.0]])), torch.tensor([[8.0, 17.0, 12.0, 23.0]]))
+
+
+@pytest.mark.parametrize("cls_loss", ["fl", "efl", "qfl", "eqfl"])
+def test_yolox_star_passes_each_foreground_anchor_class_as_the_positive_index(cls_loss):
+    """The head's sparse positives cover every non-zero target, one per foreground anchor, and the loss and
+    gradient statistics equal those of the same loss computed without the index (dense search/mask)."""
+    from yolox.models.losses import build_cls_loss
+
+    torch.manual_seed(0)
+    model = small_exp(anchor_scales=(3, 4), assigner="atss", cls_loss=cls_loss).get_model().train()
+    calls = []
+    original = model.head.cls_loss.forward
+
+    def recording_forward(logits, targets, normalizer=1.0, **kwargs):
+        calls.append((logits.detach().clone(), targets.clone(), normalizer, kwargs))
+        return original(logits, targets, normalizer, **kwargs)
+
+    model.head.cls_loss.forward = recording_forward
+    labels = torch.zeros(2, 5, 5)
+    labels[0, 0] = torch.tensor([1, 20, 24, 16, 20])
+    labels[0, 1] = torch.tensor([2, 44, 40, 30, 24])
+    labels[1, 0] = torch.tensor([0, 32, 32, 40, 40])
+    model(torch.rand(2, 3, 64, 64) * 255, labels)["total_loss"].backward()
+
+    (logits, targets, normalizer, kwargs), = calls
+    rows, cols = kwargs["pos_index"]
+    assert rows.numel() > 0 and len(set(rows.tolist())) == rows.numel()  # one class per foreground anchor
+    index = set(zip(rows.tolist(), cols.tolist()))
+    assert set(map(tuple, targets.nonzero().tolist())) <= index
+    outside = torch.ones_like(targets, dtype=torch.bool)
+    outside[rows, cols] = False
+    assert not targets[outside].any()
+
+    reference = build_cls_loss(cls_loss, num_classes=3).train()
+    x = logits.clone().requires_grad_(True)
+    extra = {}
+    if hasattr(reference, "pos_neg"):
+        pos_mask = ~outside  # the dense form of the same positives
+        extra["pos_mask"] = pos_mask
+    ref_value = reference(x, targets, normalizer, **extra)
+    (ref_value / normalizer).backward()
+    x2 = logits.clone().requires_grad_(True)
+    fresh = build_cls_loss(cls_loss, num_classes=3).train()
+    value = fresh(x2, targets, normalizer, pos_index=(rows, cols))
+    (value / normalizer).backward()
+    torch.testing.assert_close(value, ref_value)
+    torch.testing.assert_close(x2.grad, x.grad)
+    if hasattr(reference, "pos_neg"):
+        reference.commit_grad_stats()
+        fresh.commit_grad_stats()
+        torch.testing.assert_close(fresh.pos_grad, reference.pos_grad)
+        torch.testing.assert_close(fresh.neg_grad, reference.neg_grad)
+        assert fresh.pos_grad.sum() > 0 and fresh.neg_grad.sum() > 0

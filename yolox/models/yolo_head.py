@@ -249,9 +249,12 @@ class YOLOXHead(nn.Module):
             cls_targets = cls_raw.new_zeros(cls_raw.shape, dtype=torch.float32)
             cls_targets[fg] = fg_targets
             extra = {}
-            if self.cls_loss.quality_targets and isinstance(self.cls_loss, GradStatsMixin):
-                # A matched anchor whose box does not overlap its gt yet has quality 0 but is still a
-                # positive of its class for the gradient statistics (as in the official EQFL).
+            if getattr(self.cls_loss, "takes_pos_index", False):
+                # Each foreground anchor's class: the positives for the gradient statistics (a matched anchor
+                # whose box does not overlap its gt yet has quality 0 but is still a positive, as in the
+                # official EQFL), and a superset of the non-zero targets, so no [N, C] search is needed.
+                extra["pos_index"] = (fg.reshape(-1).nonzero().squeeze(1), gt_classes)
+            elif self.cls_loss.quality_targets and isinstance(self.cls_loss, GradStatsMixin):
                 pos_mask = torch.zeros(cls_raw.shape, dtype=torch.bool, device=cls_raw.device)
                 pos_mask[fg] = F.one_hot(gt_classes, self.num_classes).bool()
                 extra["pos_mask"] = pos_mask.reshape(-1, self.num_classes)

@@ -1,8 +1,8 @@
 """Equalized Focal Loss (Li et al., CVPR 2022)."""
-import torch
 import torch.nn.functional as F
 
 from .grad_stats import GradStatsMixin
+from .modulated_bce import modulated_bce_sum
 
 __all__ = ["EqualizedFocalLoss"]
 
@@ -13,32 +13,6 @@ def _check_shapes(logits, targets, num_classes):
             f"expected logits and targets of shape [N, {num_classes}], got {tuple(logits.shape)} "
             f"and {tuple(targets.shape)}"
         )
-
-
-class _FocalSum(torch.autograd.Function):
-    """sum(w * (1 - p_t)^gamma * -log(p_t)) for 0/1 targets, with its closed-form gradient.
-
-    Autograd through the elementwise formula keeps about eight [N, C] intermediates and walks each twice;
-    here forward computes the loss and d/dx once and backward only scales the saved gradient. With
-    x_t = x (2y - 1) and q = 1 - p_t = sigmoid(-x_t):  dL/dx = -(2y - 1) w q^gamma (q + gamma (1 - q) ce).
-    ``gamma`` and ``w`` are detached (they come from the gradient statistics and alpha_t)."""
-
-    @staticmethod
-    def forward(ctx, x, y, gamma, weight):
-        sign = 2.0 * y - 1.0
-        x_t = x * sign
-        log_q = F.logsigmoid(-x_t)
-        ce = F.softplus(-x_t)  # -log(p_t)
-        q_pow = torch.exp(gamma * log_q)  # (1 - p_t)^gamma
-        weighted = weight * q_pow
-        q = torch.exp(log_q)
-        ctx.save_for_backward(-sign * weighted * (q + gamma * (1.0 - q) * ce))
-        return (weighted * ce).sum()
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        (grad,) = ctx.saved_tensors
-        return grad_output * grad, None, None, None
 
 
 class EqualizedFocalLoss(GradStatsMixin):
@@ -59,6 +33,7 @@ class EqualizedFocalLoss(GradStatsMixin):
         |dEFL/dx| = alpha_t * w^j * (1 - p_t)^gamma^j * (1 - p_t - gamma^j * p_t * log p_t).
     """
 
+    takes_pos_index = True
     quality_targets = False
 
     def __init__(self, num_classes, gamma_b=2.0, scale_factor=4.0, alpha=0.25, grad_mode="hook"):
@@ -82,7 +57,7 @@ class EqualizedFocalLoss(GradStatsMixin):
             return 1.0
         return self.alpha * targets + (1.0 - self.alpha) * (1.0 - targets)
 
-    def forward(self, logits, targets, normalizer=1.0, pos_mask=None):
+    def forward(self, logits, targets, normalizer=1.0, pos_mask=None, pos_index=None):
         """Summed EFL.
 
         Args:
@@ -90,16 +65,18 @@ class EqualizedFocalLoss(GradStatsMixin):
             targets: [N, C] 0/1 targets.
             normalizer: what the caller divides the returned sum by before backward (analytic mode only).
             pos_mask: optional bool [N, C] marking positive elements for the statistics (default targets > 0).
+            pos_index: optional (rows, cols) of the positive elements instead of pos_mask; must cover every
+                non-zero target (the head passes each foreground anchor's class).
         Returns:
             float32 scalar, the summed (not normalised) loss.
         """
         _check_shapes(logits, targets, self.num_classes)
         x = logits.float()
         y = targets.to(x.dtype)
-        self._collect_grad_stats(x, y, y > 0 if pos_mask is None else pos_mask, normalizer)
-
-        gamma, weight = self._factors()
-        return _FocalSum.apply(x, y, gamma, self._alpha_t(y) * weight)
+        pos_index, covers, sink = self._positives_and_stats(x, y, pos_mask, normalizer, pos_index)
+        gamma = self.gamma_per_class()
+        alpha = None if self.alpha < 0 else self.alpha
+        return modulated_bce_sum(x, y, gamma, gamma / self.gamma_b, alpha, pos_index, covers, sink)
 
     def _analytic_grad_abs(self, x, targets, pos_mask):
         gamma, weight = self._factors()

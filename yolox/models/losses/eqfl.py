@@ -1,32 +1,11 @@
 """Equalized Quality Focal Loss: QFL with EFL's per-class focusing and weighting factors."""
-import torch
 import torch.nn.functional as F
 
 from .efl import _check_shapes
 from .grad_stats import GradStatsMixin
+from .modulated_bce import modulated_bce_sum
 
 __all__ = ["EqualizedQualityFocalLoss"]
-
-
-class _QualityFocalSum(torch.autograd.Function):
-    """sum(w * |y - p|^gamma * BCE(x, y)) with its closed-form gradient (see the class docstring):
-    dL/dx = w * sign(p - y) * |p - y|^(gamma - 1) * ((p - y)^2 + gamma * p * (1 - p) * BCE). One pass
-    instead of autograd's walk over about eight [N, C] intermediates; ``gamma`` and ``w`` are detached."""
-
-    @staticmethod
-    def forward(ctx, x, y, gamma, weight):
-        p = x.sigmoid()
-        d = p - y
-        abs_d = d.abs()
-        bce = F.binary_cross_entropy_with_logits(x, y, reduction="none")
-        d_pow = abs_d.pow(gamma - 1.0)
-        ctx.save_for_backward(weight * torch.sign(d) * d_pow * (d * d + gamma * p * (1.0 - p) * bce))
-        return (weight * d_pow * abs_d * bce).sum()
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        (grad,) = ctx.saved_tensors
-        return grad_output * grad, None, None, None
 
 
 class EqualizedQualityFocalLoss(GradStatsMixin):
@@ -43,6 +22,7 @@ class EqualizedQualityFocalLoss(GradStatsMixin):
         |dEQFL/dx| = w^j * |d|^(gamma^j - 1) * (d^2 + gamma^j * p * (1 - p) * BCE(x, y)).
     """
 
+    takes_pos_index = True
     quality_targets = True
 
     def __init__(self, num_classes, gamma_b=2.0, scale_factor=4.0, grad_mode="hook"):
@@ -59,7 +39,7 @@ class EqualizedQualityFocalLoss(GradStatsMixin):
         gamma = self.gamma_per_class().detach().unsqueeze(0)
         return gamma, gamma / self.gamma_b
 
-    def forward(self, logits, targets, normalizer=1.0, pos_mask=None):
+    def forward(self, logits, targets, normalizer=1.0, pos_mask=None, pos_index=None):
         """Summed EQFL.
 
         Args:
@@ -68,16 +48,17 @@ class EqualizedQualityFocalLoss(GradStatsMixin):
             normalizer: what the caller divides the returned sum by before backward (analytic mode only).
             pos_mask: optional bool [N, C] marking positive elements for the statistics (default targets > 0;
                 pass one-hot(class) of the foreground anchors to also count positives whose IoU is 0).
+            pos_index: optional (rows, cols) of the positive elements instead of pos_mask; must cover every
+                non-zero target (the head passes each foreground anchor's class).
         Returns:
             float32 scalar, the summed (not normalised) loss.
         """
         _check_shapes(logits, targets, self.num_classes)
         x = logits.float()
         y = targets.to(x.dtype)
-        self._collect_grad_stats(x, y, y > 0 if pos_mask is None else pos_mask, normalizer)
-
-        gamma, weight = self._factors()
-        return _QualityFocalSum.apply(x, y, gamma, weight)
+        pos_index, covers, sink = self._positives_and_stats(x, y, pos_mask, normalizer, pos_index)
+        gamma = self.gamma_per_class()
+        return modulated_bce_sum(x, y, gamma, gamma / self.gamma_b, None, pos_index, covers, sink)
 
     def _analytic_grad_abs(self, x, targets, pos_mask):
         gamma, weight = self._factors()

@@ -56,47 +56,87 @@ class GradStatsMixin(nn.Module):
         self._pending_analytic = None  # already in unscaled units of the normalised loss
 
     @staticmethod
-    def _split_by_target(grad_abs, pos_mask):
-        """[N, C] |grad| and bool mask -> [2, C] float32 (per-class positive sums, negative sums)."""
-        grad_abs = grad_abs.detach().float()
-        pos_mask = pos_mask.to(grad_abs.device)
-        # Positives are sparse (a few per image among N x C elements): gather them instead of masking the
-        # whole matrix twice; the negatives are the column total minus the positives.
-        rows, cols = pos_mask.nonzero(as_tuple=True)
-        pos = torch.zeros(grad_abs.shape[1], dtype=grad_abs.dtype, device=grad_abs.device)
-        pos.index_add_(0, cols, grad_abs[rows, cols])
-        neg = (grad_abs.sum(dim=0) - pos).clamp_(min=0)
-        return torch.stack([pos, neg])
+    def _split_by_target(grad, pos_index):
+        """[N, C] gradient and the (rows, cols) of the positive elements -> [2, C] float32 (per-class sums
+        of |grad| over the positive elements, over the negative ones).
+
+        Every loss here has dL/dx >= 0 on a negative element (y = 0 pushes the logit down; the AMP scale
+        and normaliser are positive), so the negatives' |grad| sum is the signed column sum minus the
+        positives: one pass over [N, C] and no |grad| copy.
+        """
+        grad = grad.detach().float()
+        rows, cols = (i.to(grad.device) for i in pos_index)
+        pos_signed = grad[rows, cols]
+        pos = torch.zeros(2, grad.shape[1], dtype=grad.dtype, device=grad.device)
+        pos[0].index_add_(0, cols, pos_signed.abs())
+        pos[1].index_add_(0, cols, pos_signed)
+        neg = (grad.sum(dim=0) - pos[1]).clamp_(min=0)
+        return torch.stack([pos[0], neg])
 
     @staticmethod
     def _accumulate(pending, stats):
         return stats if pending is None else pending + stats.to(pending.device)
 
-    def _collect_grad_stats(self, x, targets, pos_mask, normalizer):
+    def _collect_grad_stats(self, x, targets, pos_mask, normalizer, pos_index=None):
         """Arrange for |dL/dx| of this forward to reach the pending sums.
 
         Args:
             x: float32 logits [N, C] exactly as used in the loss graph (the hook is registered on it).
             targets: float32 targets [N, C].
-            pos_mask: bool [N, C]; positive elements (default ``targets > 0``).
+            pos_mask: bool [N, C] of positive elements, or None for ``targets > 0`` (then found without a mask).
             normalizer: what the caller divides the summed loss by (used by the analytic mode only).
+            pos_index: optional (rows, cols) of the positive elements instead of ``pos_mask``.
+        Returns:
+            (rows, cols) of the positive elements, for reuse by the loss.
         """
+        # targets >= 0, so its non-zero elements are the default positives: one search, no mask pass.
+        if pos_index is None:
+            pos_index = (targets if pos_mask is None else pos_mask).detach().nonzero(as_tuple=True)
         if not (self.training and torch.is_grad_enabled() and x.requires_grad):
-            return  # no backward will follow (eval, no_grad, or frozen logits): collect nothing
-        pos_mask = pos_mask.detach()
+            return pos_index  # no backward will follow (eval, no_grad, or frozen logits): collect nothing
         if self.grad_mode == "hook":
             def hook(grad):
-                stats = self._split_by_target(grad.abs(), pos_mask)
+                stats = self._split_by_target(grad, pos_index)
                 self._pending_hook = self._accumulate(self._pending_hook, stats)
 
             x.register_hook(hook)
         else:
             with torch.no_grad():
+                if pos_mask is None:
+                    pos_mask = torch.zeros_like(targets, dtype=torch.bool)
+                    pos_mask[pos_index] = True
                 grad_abs = self._analytic_grad_abs(x.detach(), targets.detach(), pos_mask)
                 if isinstance(normalizer, torch.Tensor):
                     normalizer = normalizer.detach().float().to(grad_abs.device)
-                stats = self._split_by_target(grad_abs / normalizer, pos_mask)
+                stats = self._split_by_target(grad_abs / normalizer, pos_index)
             self._pending_analytic = self._accumulate(self._pending_analytic, stats)
+        return pos_index
+
+    def _positives_and_stats(self, x, targets, pos_mask, normalizer, pos_index):
+        """For the focal-family kernel: (pos_index, whether it covers every non-zero target, stats sink).
+
+        When the positives for the statistics also cover the non-zero targets (given as pos_index, or the
+        default targets > 0), the kernel gathers the hook-mode statistics itself; otherwise (a pos_mask,
+        or analytic mode) they are collected the generic way and the sink is None.
+        """
+        covers = pos_index is not None or pos_mask is None
+        if covers and self.grad_mode == "hook":
+            if pos_index is None:
+                pos_index = targets.detach().nonzero(as_tuple=True)
+            return pos_index, True, self._fused_stats_sink(x)
+        pos_index = self._collect_grad_stats(x, targets, pos_mask, normalizer, pos_index)
+        return pos_index, covers, None
+
+    def _fused_stats_sink(self, x):
+        """A callable for a loss kernel that gathers the hook-mode statistics itself (see
+        ``modulated_bce_sum``), or None when no backward will follow or the mode is analytic."""
+        if self.grad_mode != "hook" or not (self.training and torch.is_grad_enabled() and x.requires_grad):
+            return None
+
+        def sink(stats):
+            self._pending_hook = self._accumulate(self._pending_hook, stats.detach().float())
+
+        return sink
 
     def _analytic_grad_abs(self, x, targets, pos_mask):
         """|d(summed loss)/dx| [N, C] in closed form, float32."""

@@ -1,6 +1,7 @@
 """Quality focal loss (Li et al., Generalized Focal Loss, 2020)."""
-import torch.nn.functional as F
 from torch import nn
+
+from .modulated_bce import modulated_bce_sum
 
 __all__ = ["QualityFocalLoss"]
 
@@ -10,20 +11,22 @@ class QualityFocalLoss(nn.Module):
 
     Targets are IoU-quality soft labels: one-hot(class) * IoU for foreground anchors, 0 elsewhere
     (for a negative element this reduces to BCE(x, 0) * p^beta). No alpha balancing, as in the paper.
+    Computed by the fused kernel that EQFL also uses (``modulated_bce.py``).
     """
 
+    takes_pos_index = True
     quality_targets = True
 
     def __init__(self, beta=2.0):
         super().__init__()
         self.beta = float(beta)
 
-    def forward(self, logits, targets, normalizer=1.0):
-        """logits, targets: [N, C] (targets in [0, 1]) -> summed loss, float32 scalar (``normalizer`` unused)."""
+    def forward(self, logits, targets, normalizer=1.0, pos_index=None):
+        """logits, targets: [N, C] (targets in [0, 1]) -> summed loss, float32 scalar (``normalizer`` unused).
+        ``pos_index``: optional (rows, cols) covering every non-zero target (saves searching them)."""
         x = logits.float()
-        y = targets.to(x.dtype)
-        modulator = (y - x.sigmoid()).abs().pow(self.beta)
-        return (F.binary_cross_entropy_with_logits(x, y, reduction="none") * modulator).sum()
+        return modulated_bce_sum(x, targets.to(x.dtype), self.beta, pos_index=pos_index,
+                                 index_covers_targets=pos_index is not None)
 
     def extra_repr(self):
         return f"beta={self.beta}"
