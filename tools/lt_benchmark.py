@@ -12,8 +12,8 @@ per-category LVIS AP, and writes to ``--output``:
     gamma_vs_image_count.png        the per-class focusing factor gamma^j learned by EFL / EQFL against the
                                     class's training image count
 
-    python tools/lt_benchmark.py                                   # benchmark preset, 5 losses, seed 0
-    python tools/lt_benchmark.py --preset lvis60 --seeds 0 1 repeat_thresh 0.01   # see docs/lt_benchmark.md
+    python tools/lt_benchmark.py --seeds 0 1                       # the table of docs/lt_benchmark.md
+    python tools/lt_benchmark.py --preset lvis60 input_size "(320,320)" test_size "(320,320)"
     python tools/lt_benchmark.py --preset tiny --variants fl efl --epochs 1 -q input_size "(64,64)"
 
 Runs whose results already exist in ``--output`` are reused, so an interrupted benchmark resumes. Trailing
