@@ -315,3 +315,19 @@ def test_commit_all_grad_stats_visits_every_loss_module():
     (model["a"](xa, targets.float()) + model["b"](xb, targets.float())).backward()
     assert commit_all_grad_stats(model, grad_scale=1.0) == 2
     assert (model["a"].pos_grad > 0).any() and (model["b"].pos_grad > 0).any()
+
+
+@pytest.mark.parametrize("make", [EqualizedFocalLoss, EqualizedQualityFocalLoss])
+def test_neg_grad_scale_divides_the_ratio_and_keeps_the_sums(make):
+    logits, targets = _batch(seed=11, soft=make is EqualizedQualityFocalLoss)
+    plain, scaled = make(C), make(C, neg_grad_scale=50.0)
+    for m in (plain, scaled):
+        m(logits.float().requires_grad_(True), targets.float()).backward()
+        m.commit_grad_stats()
+    torch.testing.assert_close(scaled.pos_grad, plain.pos_grad)
+    torch.testing.assert_close(scaled.neg_grad, plain.neg_grad)
+    expected = (plain.pos_grad / (50.0 * plain.neg_grad + plain.eps)).clamp(0, 1)
+    torch.testing.assert_close(scaled.pos_neg, expected)
+    assert (scaled.pos_neg < plain.pos_neg).any()
+    with pytest.raises(ValueError, match="neg_grad_scale"):
+        make(C, neg_grad_scale=0.0)

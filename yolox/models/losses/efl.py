@@ -36,12 +36,12 @@ class EqualizedFocalLoss(GradStatsMixin):
     takes_pos_index = True
     quality_targets = False
 
-    def __init__(self, num_classes, gamma_b=2.0, scale_factor=4.0, alpha=0.25, grad_mode="hook"):
+    def __init__(self, num_classes, gamma_b=2.0, scale_factor=4.0, alpha=0.25, grad_mode="hook", neg_grad_scale=1.0):
         super().__init__()
         self.gamma_b = float(gamma_b)
         self.scale_factor = float(scale_factor)
         self.alpha = float(alpha)
-        self._init_grad_stats(num_classes, grad_mode, initial_ratio=1.0)
+        self._init_grad_stats(num_classes, grad_mode, initial_ratio=1.0, neg_grad_scale=neg_grad_scale)
 
     def gamma_per_class(self):
         """Focusing factor gamma^j = gamma_b + s * (1 - g^j), [C] float32."""
@@ -88,4 +88,4 @@ class EqualizedFocalLoss(GradStatsMixin):
 
     def extra_repr(self):
         return (f"num_classes={self.num_classes}, gamma_b={self.gamma_b}, scale_factor={self.scale_factor}, "
-                f"alpha={self.alpha}, grad_mode={self.grad_mode!r}")
+                f"alpha={self.alpha}, grad_mode={self.grad_mode!r}, neg_grad_scale={self.neg_grad_scale}")

@@ -40,9 +40,16 @@ class GradStatsMixin(nn.Module):
     # EFL/EQFL use g = clamp(pos/neg, 0, 1); EQLv2 keeps the raw ratio (its sigmoid mapping saturates anyway).
     clamp_ratio = True
 
-    def _init_grad_stats(self, num_classes, grad_mode="hook", initial_ratio=1.0):
+    def _init_grad_stats(self, num_classes, grad_mode="hook", initial_ratio=1.0, neg_grad_scale=1.0):
+        """``neg_grad_scale`` (kappa): g^j = pos_grad / (kappa * neg_grad). 1 is the paper's statistic. The
+        sums are absolute: a rare class's positives scale with its few images, its negatives with every
+        image-anchor of the dataset, so a dataset with K times fewer image-anchors than LVIS gives K times
+        larger g^j. kappa = K restores LVIS's ratio on small stand-ins (docs/lt_benchmark.md)."""
         if grad_mode not in GRAD_MODES:
             raise ValueError(f"grad_mode must be one of {GRAD_MODES}, got {grad_mode!r}")
+        if not neg_grad_scale > 0:
+            raise ValueError(f"neg_grad_scale must be > 0, got {neg_grad_scale}")
+        self.neg_grad_scale = float(neg_grad_scale)
         self.num_classes = int(num_classes)
         self.grad_mode = grad_mode
         self.register_buffer("pos_grad", torch.zeros(self.num_classes, dtype=torch.float32))
@@ -172,7 +179,7 @@ class GradStatsMixin(nn.Module):
         keep = (packed[-1] == 0) & torch.isfinite(step).all()
         self.pos_grad.copy_(torch.where(keep, self.pos_grad + step[0], self.pos_grad))
         self.neg_grad.copy_(torch.where(keep, self.neg_grad + step[1], self.neg_grad))
-        ratio = self.pos_grad / (self.neg_grad + self.eps)
+        ratio = self.pos_grad / (self.neg_grad_scale * self.neg_grad + self.eps)
         if self.clamp_ratio:
             ratio = ratio.clamp(0.0, 1.0)
         # A class that has never received any gradient keeps its initial ratio (an empty commit must not
