@@ -101,3 +101,8 @@ def test_lt_proxy_variants_differ_only_in_supervisor_and_loss():
     for loss in ("fl", "efl", "qfl", "eqfl"):
         assert exps[loss].anchor_scales == (3, 4) and exps[loss].assigner == "atss" and exps[loss].cls_loss == loss
     assert exps["efl"].max_epoch == 16 and exps["efl"].input_size == (160, 160) and exps["efl"].repeat_thresh == 0.01
+    for loss in ("efl", "eqfl"):  # the kappa-calibrated variants change the statistics' scale and nothing else
+        calibrated = get_exp(str(ROOT / f"exps/example/lt_proxy/yolox_nano_{loss}_k1000.py"))
+        assert all(repr(getattr(calibrated, key)) == repr(getattr(exps[loss], key)) for key in SCHEDULE)
+        assert calibrated.cls_loss == loss and calibrated.cls_loss_kwargs == {"neg_grad_scale": 1000.0}
+        assert calibrated.get_cls_loss().neg_grad_scale == 1000.0 and exps[loss].get_cls_loss().neg_grad_scale == 1.0
