@@ -254,16 +254,27 @@ def plot_gammas(results, path):
 
 
 def gamma_by_group(results):
-    """{variant: {'r'|'c'|'f': mean gamma^j and mean g^j}} over the seeds of each EFL / EQFL variant."""
+    """{variant: {'r'|'c'|'f': mean gamma^j, mean g^j and the median over classes of the raw accumulated
+    neg_grad / pos_grad}} over the seeds of each EFL / EQFL variant (g^j = 1 whenever kappa * neg/pos <= 1)."""
     table = {}
     for r in results:
-        if not r.get("efl_stats"):
+        stats = r.get("efl_stats")
+        if not stats:
             continue
         entry = table.setdefault(r["variant"], {})
-        for row, gamma, ratio in zip(r["per_category"], r["efl_stats"]["gamma"], r["efl_stats"]["pos_neg"]):
-            entry.setdefault(row["frequency"], []).append((gamma, ratio))
-    return {v: {g: {"gamma": sum(x for x, _ in pairs) / len(pairs), "g": sum(y for _, y in pairs) / len(pairs)}
-                for g, pairs in sorted(groups.items(), key=lambda item: "rcf".find(item[0]))} for v, groups in table.items()}
+        for row, gamma, ratio, pos, neg in zip(r["per_category"], stats["gamma"], stats["pos_neg"], stats["pos_grad"],
+                                               stats["neg_grad"]):
+            entry.setdefault(row["frequency"], []).append((gamma, ratio, neg / pos if pos > 0 else math.inf))
+
+    def median(values):
+        values = sorted(values)
+        mid = len(values) // 2
+        return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+    return {v: {g: {"gamma": sum(x[0] for x in rows) / len(rows), "g": sum(x[1] for x in rows) / len(rows),
+                    "neg_over_pos_median": median([x[2] for x in rows])}
+                for g, rows in sorted(groups.items(), key=lambda item: "rcf".find(item[0]))}
+            for v, groups in table.items()}
 
 
 def write_reports(results, variants, out_dir, meta):
@@ -341,8 +352,9 @@ def main(argv=None):
     table, gammas = write_reports(results, args.variants, out_dir, meta)
     print("\n" + table)
     for variant, groups in gammas.items():
-        print(f"{variant}: mean gamma^j / g^j by group: "
-              + ", ".join(f"{g} {v['gamma']:.2f} / {v['g']:.3f}" for g, v in groups.items()))
+        print(f"{variant}: mean gamma^j / mean g^j / median neg/pos gradient by group: "
+              + ", ".join(f"{g} {v['gamma']:.2f} / {v['g']:.3f} / {v['neg_over_pos_median']:.3g}"
+                          for g, v in groups.items()))
     print(f"\nwrote {out_dir / 'table.md'}, {out_dir / 'results.json'}, {out_dir / 'ap_by_group.png'}, "
           f"{out_dir / 'gamma_vs_image_count.png'}")
     return 0

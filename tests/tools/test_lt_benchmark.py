@@ -89,6 +89,8 @@ def test_smoke_run_on_the_tiny_preset_writes_table_json_and_charts(tmp_path, cap
     # gamma^j = gamma_b + s * (1 - g^j) with the EFL defaults gamma_b = 2, s = 4
     assert efl["gamma"] == pytest.approx([2.0 + 4.0 * (1.0 - g) for g in efl["pos_neg"]], abs=1e-5)
     assert sum(efl["neg_grad"]) > 0 and set(report["gamma_by_group"]) == {"efl"}
+    for group in report["gamma_by_group"]["efl"].values():
+        assert 0 <= group["g"] <= 1 and group["neg_over_pos_median"] > 0
 
     table = (out / "table.md").read_text().splitlines()
     assert table[0] == "| loss | seeds | AP | APr | APc | APf |"
