@@ -61,8 +61,10 @@ def main():
     ckpt = out_dir / "latest_ckpt.pth"
     run("tools/eval.py", "-f", EXP_FILE, "-c", ckpt, "-b", args.batch_size, "-d", 1, "--device", args.device)
     image = image_with_most_rare_objects(val_json)
+    # YOLOX*'s score is class x IoU probability, lower than YOLOX's after a few minutes of training: at 0.3
+    # the measured run drew nothing on this image, at 0.15 seven boxes.
     run("tools/demo.py", "image", "-f", EXP_FILE, "-c", ckpt, "--path", image, "--save_result", "--device",
-        "cpu", "--conf", "0.3", "--nms", "0.5")
+        "cpu", "--conf", "0.15", "--nms", "0.5")
     pictures = sorted((out_dir / "vis_res").rglob(image.name), key=os.path.getmtime)
 
     print("\nDone.")
