@@ -27,6 +27,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -266,13 +267,8 @@ def gamma_by_group(results):
                                                stats["neg_grad"]):
             entry.setdefault(row["frequency"], []).append((gamma, ratio, neg / pos if pos > 0 else math.inf))
 
-    def median(values):
-        values = sorted(values)
-        mid = len(values) // 2
-        return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
-
     return {v: {g: {"gamma": sum(x[0] for x in rows) / len(rows), "g": sum(x[1] for x in rows) / len(rows),
-                    "neg_over_pos_median": median([x[2] for x in rows])}
+                    "neg_over_pos_median": statistics.median(x[2] for x in rows)}
                 for g, rows in sorted(groups.items(), key=lambda item: "rcf".find(item[0]))}
             for v, groups in table.items()}
 

@@ -38,19 +38,10 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from loguru import logger
 
 from yolox.data import COCODataset, DataLoader, DatasetError, LVISDataset, MosaicDetection, TrainTransform, read_image
 
 H, W = 32, 48
-
-
-@pytest.fixture
-def warnings_log():
-    messages = []
-    handler = logger.add(lambda m: messages.append(str(m)), level="WARNING", format="{message}")
-    yield messages
-    logger.remove(handler)
 
 
 def _image(seed=0, shape=(H, W, 3), dtype=np.uint8):

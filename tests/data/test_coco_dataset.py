@@ -4,17 +4,8 @@ import os
 import cv2
 import numpy as np
 import pytest
-from loguru import logger
 
 from yolox.data import COCODataset, TrainTransform, ValTransform, preproc, read_image
-
-
-@pytest.fixture
-def warnings_log():
-    messages = []
-    handler = logger.add(lambda m: messages.append(str(m)), level="WARNING", format="{message}")
-    yield messages
-    logger.remove(handler)
 
 
 def solid(h, w, bgr):

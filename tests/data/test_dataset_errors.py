@@ -8,17 +8,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from loguru import logger
 
 from yolox.data import COCODataset, DataLoader, DatasetError, TrainTransform, read_image
-
-
-@pytest.fixture
-def warnings_log():
-    messages = []
-    handler = logger.add(lambda m: messages.append(str(m)), level="WARNING", format="{message}")
-    yield messages
-    logger.remove(handler)
 
 
 def good_annotations(n_images=4):

@@ -34,9 +34,6 @@ class LTProxyExp(LVISExp):
         self.max_epoch = 16
         self.warmup_epochs = 1
         self.no_aug_epochs = 3
-        self.min_lr_ratio = 0.05
-        self.momentum = 0.9
-        self.weight_decay = 5e-4
         self.basic_lr_per_img = 0.02 / 64
         self.ema_decay = 0.9998
         self.eval_interval = 16

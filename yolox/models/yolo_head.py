@@ -27,7 +27,7 @@ from yolox.utils.boxes import cxcywh2xyxy
 from yolox.utils.dist import reduce_mean
 
 from .assigners import ATSSAssigner, SimOTAAssigner
-from .losses import GradStatsMixin, IOUloss, SigmoidBCELoss
+from .losses import IOUloss, SigmoidBCELoss
 from .network_blocks import BaseConv, conv_block
 
 __all__ = ["YOLOXHead"]
@@ -254,10 +254,6 @@ class YOLOXHead(nn.Module):
                 # whose box does not overlap its gt yet has quality 0 but is still a positive, as in the
                 # official EQFL), and a superset of the non-zero targets, so no [N, C] search is needed.
                 extra["pos_index"] = (fg.reshape(-1).nonzero().squeeze(1), gt_classes)
-            elif self.cls_loss.quality_targets and isinstance(self.cls_loss, GradStatsMixin):
-                pos_mask = torch.zeros(cls_raw.shape, dtype=torch.bool, device=cls_raw.device)
-                pos_mask[fg] = F.one_hot(gt_classes, self.num_classes).bool()
-                extra["pos_mask"] = pos_mask.reshape(-1, self.num_classes)
             loss_cls = self.cls_loss(cls_raw.reshape(-1, self.num_classes), cls_targets.reshape(-1, self.num_classes),
                                      normalizer, **extra)
             fg_xyxy, gt_xyxy = cxcywh2xyxy(fg_boxes), cxcywh2xyxy(gt_boxes)

@@ -99,7 +99,7 @@ def test_a_second_backward_is_refused():
         out.backward()
 
 
-def test_no_gradient_buffers_without_grad():
+def test_value_under_no_grad_equals_reference():
     x64, y64 = _data(seed=6)
     with torch.no_grad():
         out = modulated_bce_sum(x64.float(), y64.float(), 2.0, None, 0.25)
