@@ -184,3 +184,60 @@ def test_yolox_star_passes_each_foreground_anchor_class_as_the_positive_index(cl
         torch.testing.assert_close(fresh.pos_grad, reference.pos_grad)
         torch.testing.assert_close(fresh.neg_grad, reference.neg_grad)
         assert fresh.pos_grad.sum() > 0 and fresh.neg_grad.sum() > 0
+
+
+@pytest.mark.parametrize("cls_loss", ["fl", "efl"])
+def test_background_weight_multiplies_the_loss_of_background_anchors_only(cls_loss):
+    """Rows of anchors that are neither foreground nor centred inside a gt box get the weight; the loss then
+    equals the unweighted per-row loss with those rows counted K times."""
+    from torchvision.ops import sigmoid_focal_loss
+
+    torch.manual_seed(0)
+    model = small_exp(anchor_scales=(3, 4), assigner="atss", cls_loss=cls_loss, background_weight=50.0).get_model()
+    model.train()
+    calls = []
+    original = model.head.cls_loss.forward
+
+    def recording_forward(logits, targets, normalizer=1.0, **kwargs):
+        calls.append((logits.detach().clone(), targets.clone(), kwargs))
+        return original(logits, targets, normalizer, **kwargs)
+
+    model.head.cls_loss.forward = recording_forward
+    labels = torch.zeros(2, 5, 5)
+    labels[0, 0] = torch.tensor([1, 20, 24, 16, 20])
+    labels[0, 1] = torch.tensor([2, 44, 40, 30, 24])
+    labels[1, 0] = torch.tensor([0, 32, 32, 40, 40])
+    model(torch.rand(2, 3, 64, 64) * 255, labels)["total_loss"].backward()
+    (logits, targets, kwargs), = calls
+    row_weight = kwargs["row_weight"]
+
+    # Recompute which anchors are background from the anchor layout: levels 8x8, 4x4, 2x2, 2 anchors each.
+    centres = []
+    for size, stride in ((8, 8), (4, 16), (2, 32)):
+        ys, xs = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+        c = (torch.stack([xs, ys], -1).reshape(-1, 1, 2).float() + 0.5) * stride
+        centres.append(c.expand(-1, 2, 2).reshape(-1, 2))
+    centres = torch.cat(centres)
+    expected = []
+    for b in range(2):
+        inside = torch.zeros(centres.shape[0], dtype=torch.bool)
+        for row in labels[b]:
+            if row[3] > 0:
+                x1, y1, x2, y2 = cxcywh2xyxy(row[1:5])
+                inside |= (centres[:, 0] > x1) & (centres[:, 0] < x2) & (centres[:, 1] > y1) & (centres[:, 1] < y2)
+        expected.append(inside)
+    inside = torch.cat(expected)
+    foreground = targets.sum(1) > 0
+    assert foreground.any() and (inside & ~foreground).any() and (~inside).any()
+    torch.testing.assert_close(row_weight, torch.where(~inside & ~foreground, 50.0, 1.0))
+
+    if cls_loss == "fl":  # the weighted loss equals K x (per-row focal loss) on background rows
+        per_row = sigmoid_focal_loss(logits, targets, alpha=0.25, gamma=2.0, reduction="none").sum(1)
+        torch.testing.assert_close(original(logits, targets, 1.0, row_weight=row_weight), (per_row * row_weight).sum())
+
+
+def test_background_weight_needs_yolox_star_and_a_focal_family_loss():
+    with pytest.raises(ValueError, match="background_weight"):
+        small_exp(background_weight=10.0).get_model()
+    with pytest.raises(ValueError, match="background_weight"):
+        small_exp(anchor_scales=(3, 4), assigner="atss", cls_loss="eqlv2", background_weight=10.0).get_model()

@@ -39,6 +39,10 @@ class Exp(BaseExp):
         self.l1_loss_weight = 1.0
         self.quality_loss_weight = 1.0
         self.cls_loss_weight = 1.0
+        # YOLOX* only: classification-loss weight of background anchors (not foreground, centre outside
+        # every gt box). 1 is the paper's loss; K > 1 counts each as K anchors, i.e. emulates a dataset with
+        # K times more background per object (docs/lt_benchmark.md).
+        self.background_weight = 1.0
         self.prior_prob = 1e-2
 
         # ---------------- dataloader ---------------- #
@@ -134,6 +138,7 @@ class Exp(BaseExp):
                 anchor_scales=self.anchor_scales, assigner=self.get_assigner(), cls_loss=self.get_cls_loss(),
                 box_loss_weight=self.box_loss_weight, l1_loss_weight=self.l1_loss_weight,
                 quality_loss_weight=self.quality_loss_weight, cls_loss_weight=self.cls_loss_weight,
+                background_weight=self.background_weight,
             )
             self.model = YOLOX(backbone, head)
         init_yolo(self.model)

@@ -27,6 +27,7 @@ from yolox.utils.boxes import cxcywh2xyxy
 from yolox.utils.dist import reduce_mean
 
 from .assigners import ATSSAssigner, SimOTAAssigner
+from .assigners.atss import paired_box_iou
 from .losses import IOUloss, SigmoidBCELoss
 from .network_blocks import BaseConv, conv_block
 
@@ -49,11 +50,14 @@ class YOLOXHead(nn.Module):
             It is a submodule, so its gradient statistics are saved with the model.
         box_loss_weight: weight of the IoU (YOLOX) or GIoU (YOLOX*) loss.
         l1_loss_weight / quality_loss_weight / cls_loss_weight: weights of the other terms.
+        background_weight: YOLOX* only; the classification loss of a background anchor (not foreground,
+            centre outside every gt box of its image) counts this many times. 1 = the paper's loss; K > 1
+            emulates K times more background per object (a small dataset standing in for LVIS).
     """
 
     def __init__(self, num_classes, width=1.0, strides=(8, 16, 32), in_channels=(256, 512, 1024), act="silu",
                  depthwise=False, anchor_scales=None, assigner=None, cls_loss=None, box_loss_weight=5.0,
-                 l1_loss_weight=1.0, quality_loss_weight=1.0, cls_loss_weight=1.0):
+                 l1_loss_weight=1.0, quality_loss_weight=1.0, cls_loss_weight=1.0, background_weight=1.0):
         super().__init__()
         self.num_classes = num_classes
         self.strides = list(strides)
@@ -68,6 +72,10 @@ class YOLOXHead(nn.Module):
         self.l1_loss_weight = l1_loss_weight
         self.quality_loss_weight = quality_loss_weight
         self.cls_loss_weight = cls_loss_weight
+        self.background_weight = float(background_weight)
+        if self.background_weight != 1.0 and not (self.anchor_scales and getattr(self.cls_loss, "takes_row_weight", False)):
+            raise ValueError("background_weight needs YOLOX* (anchor_scales) and a focal-family cls_loss "
+                             f"(fl, qfl, efl, eqfl); got anchor_scales={anchor_scales}, {type(self.cls_loss).__name__}")
         self.iou_loss = IOUloss(reduction="none")
 
         Conv = conv_block(depthwise)
@@ -213,7 +221,7 @@ class YOLOXHead(nn.Module):
         gt_rows = labels[b_idx, assigned[b_idx, a_idx]]
         gt_boxes = gt_rows[:, 1:5].float()
         pred = boxes[b_idx, a_idx]
-        ious = torchvision.ops.box_iou(cxcywh2xyxy(pred), cxcywh2xyxy(gt_boxes)).diagonal() if len(pred) else pred.new_zeros(0)
+        ious = paired_box_iou(cxcywh2xyxy(pred), cxcywh2xyxy(gt_boxes))
         return fg, gt_boxes, gt_rows[:, 0].long(), ious
 
     @staticmethod
@@ -254,6 +262,9 @@ class YOLOXHead(nn.Module):
                 # whose box does not overlap its gt yet has quality 0 but is still a positive, as in the
                 # official EQFL), and a superset of the non-zero targets, so no [N, C] search is needed.
                 extra["pos_index"] = (fg.reshape(-1).nonzero().squeeze(1), gt_classes)
+            if self.background_weight != 1.0:
+                background = ~fg & ~self._centre_in_any_gt(grid, stride, labels)
+                extra["row_weight"] = (1.0 + (self.background_weight - 1.0) * background.float()).reshape(-1)
             loss_cls = self.cls_loss(cls_raw.reshape(-1, self.num_classes), cls_targets.reshape(-1, self.num_classes),
                                      normalizer, **extra)
             fg_xyxy, gt_xyxy = cxcywh2xyxy(fg_boxes), cxcywh2xyxy(gt_boxes)
@@ -285,6 +296,15 @@ class YOLOXHead(nn.Module):
             "cls_loss": loss_cls,
             "num_fg": num_fg.float() / max(fg.shape[0], 1),
         }
+
+    @staticmethod
+    def _centre_in_any_gt(grid, stride, labels):
+        """Anchor centres ``[N, 2]`` against the valid gt boxes of each image -> ``[B, N]`` bool."""
+        centers = (grid + 0.5) * stride[:, None]
+        gt = cxcywh2xyxy(labels[..., 1:5].float())  # [B, G, 4]
+        cx, cy = centers[None, :, None, 0], centers[None, :, None, 1]
+        inside = (cx > gt[:, None, :, 0]) & (cx < gt[:, None, :, 2]) & (cy > gt[:, None, :, 1]) & (cy < gt[:, None, :, 3])
+        return (inside & YOLOXHead._valid_labels(labels)[:, None, :]).any(dim=2)
 
     @staticmethod
     def _encode_yolox(gt_boxes, grid, stride, fg):

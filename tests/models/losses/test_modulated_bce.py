@@ -105,3 +105,48 @@ def test_value_under_no_grad_equals_reference():
         out = modulated_bce_sum(x64.float(), y64.float(), 2.0, None, 0.25)
     torch.testing.assert_close(out.double(), _reference(x64.float().double(), y64.float().double(), 2.0, None, 0.25),
                                rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("soft,gamma,use_weight,alpha", [CASES[0], CASES[4]])
+@pytest.mark.parametrize("chunk", [1 << 20, 40])
+def test_row_weight_scales_loss_gradient_and_statistics_per_row(monkeypatch, soft, gamma, use_weight, alpha, chunk):
+    monkeypatch.setattr(modulated_bce, "_CHUNK_ELEMENTS", chunk)
+    x64, y64 = _data(soft=soft, seed=7)
+    n, c = x64.shape
+    gen = torch.Generator().manual_seed(2)
+    if gamma == "per-class":
+        gamma = 2.0 + 4.0 * torch.rand(c, generator=gen, dtype=torch.float64)
+    weight = gamma / 2.0 if use_weight else None
+    rows = torch.rand(n, generator=gen, dtype=torch.float64)
+    row_weight = torch.where(rows < 0.3, 150.0, torch.where(rows < 0.4, 0.0, 1.0))
+    pos_index = (y64 > 0).nonzero(as_tuple=True)
+    received = []
+
+    x = x64.float().requires_grad_(True)
+    out = modulated_bce_sum(x, y64.float(), gamma.float() if torch.is_tensor(gamma) else gamma,
+                            None if weight is None else weight.float(), alpha, pos_index, True, received.append,
+                            row_weight.float())
+    (out / 3.0).backward()
+
+    ref_x = x64.float().double().requires_grad_(True)
+    p = torch.sigmoid(ref_x)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(ref_x, y64, reduction="none")
+    a = 1.0 if alpha is None else torch.where(y64 > 0, alpha, 1.0 - alpha)
+    w = 1.0 if weight is None else weight.view(1, -1)
+    g = gamma.view(1, -1) if torch.is_tensor(gamma) else gamma
+    ref = (row_weight.view(-1, 1) * a * w * (y64 - p).abs().pow(g) * bce).sum()
+    (ref / 3.0).backward()
+    torch.testing.assert_close(out.double(), ref.detach(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(x.grad.double(), ref_x.grad, rtol=1e-4, atol=1e-7)
+    assert (x.grad[row_weight == 0] == 0).all()
+    # The statistics are the per-class |grad| sums of the weighted loss, split by target.
+    pos = y64 > 0
+    expected = torch.stack([(ref_x.grad.abs() * pos).sum(0), (ref_x.grad.abs() * ~pos).sum(0)])
+    assert len(received) == 1
+    torch.testing.assert_close(received[0].double(), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_row_weight_of_wrong_length_is_refused():
+    x64, y64 = _data(seed=8)
+    with pytest.raises(ValueError, match="row_weight"):
+        modulated_bce_sum(x64.float(), y64.float(), 2.0, row_weight=torch.ones(x64.shape[0] + 1))

@@ -34,6 +34,7 @@ class EqualizedFocalLoss(GradStatsMixin):
     """
 
     takes_pos_index = True
+    takes_row_weight = True
     quality_targets = False
 
     def __init__(self, num_classes, gamma_b=2.0, scale_factor=4.0, alpha=0.25, grad_mode="hook", neg_grad_scale=1.0):
@@ -57,7 +58,7 @@ class EqualizedFocalLoss(GradStatsMixin):
             return 1.0
         return self.alpha * targets + (1.0 - self.alpha) * (1.0 - targets)
 
-    def forward(self, logits, targets, normalizer=1.0, pos_mask=None, pos_index=None):
+    def forward(self, logits, targets, normalizer=1.0, pos_mask=None, pos_index=None, row_weight=None):
         """Summed EFL.
 
         Args:
@@ -67,16 +68,17 @@ class EqualizedFocalLoss(GradStatsMixin):
             pos_mask: optional bool [N, C] marking positive elements for the statistics (default targets > 0).
             pos_index: optional (rows, cols) of the positive elements instead of pos_mask; must cover every
                 non-zero target (the head passes each foreground anchor's class).
+            row_weight: optional [N] factor on every element of a row (loss and statistics).
         Returns:
             float32 scalar, the summed (not normalised) loss.
         """
         _check_shapes(logits, targets, self.num_classes)
         x = logits.float()
         y = targets.to(x.dtype)
-        pos_index, covers, sink = self._positives_and_stats(x, y, pos_mask, normalizer, pos_index)
+        pos_index, covers, sink = self._positives_and_stats(x, y, pos_mask, normalizer, pos_index, row_weight)
         gamma = self.gamma_per_class()
         alpha = None if self.alpha < 0 else self.alpha
-        return modulated_bce_sum(x, y, gamma, gamma / self.gamma_b, alpha, pos_index, covers, sink)
+        return modulated_bce_sum(x, y, gamma, gamma / self.gamma_b, alpha, pos_index, covers, sink, row_weight)
 
     def _analytic_grad_abs(self, x, targets, pos_mask):
         gamma, weight = self._factors()

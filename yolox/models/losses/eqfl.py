@@ -23,6 +23,7 @@ class EqualizedQualityFocalLoss(GradStatsMixin):
     """
 
     takes_pos_index = True
+    takes_row_weight = True
     quality_targets = True
 
     def __init__(self, num_classes, gamma_b=2.0, scale_factor=4.0, grad_mode="hook", neg_grad_scale=1.0):
@@ -39,7 +40,7 @@ class EqualizedQualityFocalLoss(GradStatsMixin):
         gamma = self.gamma_per_class().detach().unsqueeze(0)
         return gamma, gamma / self.gamma_b
 
-    def forward(self, logits, targets, normalizer=1.0, pos_mask=None, pos_index=None):
+    def forward(self, logits, targets, normalizer=1.0, pos_mask=None, pos_index=None, row_weight=None):
         """Summed EQFL.
 
         Args:
@@ -50,15 +51,16 @@ class EqualizedQualityFocalLoss(GradStatsMixin):
                 pass one-hot(class) of the foreground anchors to also count positives whose IoU is 0).
             pos_index: optional (rows, cols) of the positive elements instead of pos_mask; must cover every
                 non-zero target (the head passes each foreground anchor's class).
+            row_weight: optional [N] factor on every element of a row (loss and statistics).
         Returns:
             float32 scalar, the summed (not normalised) loss.
         """
         _check_shapes(logits, targets, self.num_classes)
         x = logits.float()
         y = targets.to(x.dtype)
-        pos_index, covers, sink = self._positives_and_stats(x, y, pos_mask, normalizer, pos_index)
+        pos_index, covers, sink = self._positives_and_stats(x, y, pos_mask, normalizer, pos_index, row_weight)
         gamma = self.gamma_per_class()
-        return modulated_bce_sum(x, y, gamma, gamma / self.gamma_b, None, pos_index, covers, sink)
+        return modulated_bce_sum(x, y, gamma, gamma / self.gamma_b, None, pos_index, covers, sink, row_weight)
 
     def _analytic_grad_abs(self, x, targets, pos_mask):
         gamma, weight = self._factors()

@@ -15,6 +15,7 @@ class FocalLoss(nn.Module):
     """
 
     takes_pos_index = True
+    takes_row_weight = True
     quality_targets = False
 
     def __init__(self, alpha=0.25, gamma=2.0):
@@ -22,12 +23,14 @@ class FocalLoss(nn.Module):
         self.alpha = float(alpha)
         self.gamma = float(gamma)
 
-    def forward(self, logits, targets, normalizer=1.0, pos_index=None):
+    def forward(self, logits, targets, normalizer=1.0, pos_index=None, row_weight=None):
         """logits, targets: [N, C] -> summed loss, float32 scalar (``normalizer`` unused). ``pos_index``:
-        optional (rows, cols) covering every non-zero target (saves searching them)."""
+        optional (rows, cols) covering every non-zero target (saves searching them); ``row_weight``:
+        optional [N] factor on every element of a row."""
         x = logits.float()
         alpha = None if self.alpha < 0 else self.alpha
-        return modulated_bce_sum(x, targets.to(x.dtype), self.gamma, None, alpha, pos_index, pos_index is not None)
+        return modulated_bce_sum(x, targets.to(x.dtype), self.gamma, None, alpha, pos_index, pos_index is not None,
+                                 row_weight=row_weight)
 
     def extra_repr(self):
         return f"alpha={self.alpha}, gamma={self.gamma}"

@@ -84,7 +84,7 @@ class GradStatsMixin(nn.Module):
     def _accumulate(pending, stats):
         return stats if pending is None else pending + stats.to(pending.device)
 
-    def _collect_grad_stats(self, x, targets, pos_mask, normalizer, pos_index=None):
+    def _collect_grad_stats(self, x, targets, pos_mask, normalizer, pos_index=None, row_weight=None):
         """Arrange for |dL/dx| of this forward to reach the pending sums.
 
         Args:
@@ -93,6 +93,8 @@ class GradStatsMixin(nn.Module):
             pos_mask: bool [N, C] of positive elements, or None for ``targets > 0`` (then found without a mask).
             normalizer: what the caller divides the summed loss by (used by the analytic mode only).
             pos_index: optional (rows, cols) of the positive elements instead of ``pos_mask``.
+            row_weight: optional [N] factor the loss applies to each row (analytic mode only: the hook
+                reads it from the real gradient).
         Returns:
             (rows, cols) of the positive elements, for reuse by the loss.
         """
@@ -113,13 +115,15 @@ class GradStatsMixin(nn.Module):
                     pos_mask = torch.zeros_like(targets, dtype=torch.bool)
                     pos_mask[pos_index] = True
                 grad_abs = self._analytic_grad_abs(x.detach(), targets.detach(), pos_mask)
+                if row_weight is not None:
+                    grad_abs = grad_abs * row_weight.detach().reshape(-1, 1).to(grad_abs)
                 if isinstance(normalizer, torch.Tensor):
                     normalizer = normalizer.detach().float().to(grad_abs.device)
                 stats = self._split_by_target(grad_abs / normalizer, pos_index)
             self._pending_analytic = self._accumulate(self._pending_analytic, stats)
         return pos_index
 
-    def _positives_and_stats(self, x, targets, pos_mask, normalizer, pos_index):
+    def _positives_and_stats(self, x, targets, pos_mask, normalizer, pos_index, row_weight=None):
         """For the focal-family kernel: (pos_index, whether it covers every non-zero target, stats sink).
 
         When the positives for the statistics also cover the non-zero targets (given as pos_index, or the
@@ -131,7 +135,7 @@ class GradStatsMixin(nn.Module):
             if pos_index is None:
                 pos_index = targets.detach().nonzero(as_tuple=True)
             return pos_index, True, self._fused_stats_sink(x)
-        pos_index = self._collect_grad_stats(x, targets, pos_mask, normalizer, pos_index)
+        pos_index = self._collect_grad_stats(x, targets, pos_mask, normalizer, pos_index, row_weight)
         return pos_index, covers, None
 
     def _fused_stats_sink(self, x):

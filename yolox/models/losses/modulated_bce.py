@@ -2,12 +2,13 @@
 
 All four losses are the same per-element expression
 
-    L_ij = a_ij * w_j * |y_ij - p_ij|^gamma_j * BCE(x_ij, y_ij),     p = sigmoid(x)
+    L_ij = r_i * a_ij * w_j * |y_ij - p_ij|^gamma_j * BCE(x_ij, y_ij),     p = sigmoid(x)
 
 with a = alpha for y > 0 and 1 - alpha for y = 0 (FL, EFL; a = 1 for QFL, EQFL), w_j the EFL weighting
-factor (1 for FL, QFL) and gamma_j a scalar (FL, QFL) or per class (EFL, EQFL). Its derivative is
+factor (1 for FL, QFL), r_i an optional per-row (anchor) weight (1 by default) and gamma_j a scalar
+(FL, QFL) or per class (EFL, EQFL). Its derivative is
 
-    dL/dx = a * w_j * sign(p - y) * |p - y|^(gamma_j - 1) * ((p - y)^2 + gamma_j * p * (1 - p) * BCE).
+    dL/dx = r_i * a * w_j * sign(p - y) * |p - y|^(gamma_j - 1) * ((p - y)^2 + gamma_j * p * (1 - p) * BCE).
 
 Why a custom kernel: with 1203 classes nearly every element is a negative (y = 0; one positive per
 foreground anchor row), where the expression reduces to a * w_j * p^gamma_j * softplus(x). Evaluating that
@@ -26,7 +27,7 @@ _CHUNK_ELEMENTS_GPU = 1 << 24  # GPUs have no page-fault cost (caching allocator
 
 class _ModulatedBCESum(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, y, gamma, weight, alpha, pos_index, index_covers_targets, stats_sink):
+    def forward(ctx, x, y, gamma, weight, alpha, pos_index, index_covers_targets, stats_sink, row_weight):
         neg_a = 1.0 if alpha is None else 1.0 - alpha
         pos_a = 1.0 if alpha is None else alpha
         need_grad = ctx.needs_input_grad[0]
@@ -57,11 +58,17 @@ class _ModulatedBCESum(torch.autograd.Function):
             else:
                 torch.mul(p, p, out=p_pow)
             elem.mul_(p_pow)
-            col_sums += elem.sum(0)
+            rw = None if row_weight is None else row_weight[start:start + rows_per_chunk]
+            if rw is None:
+                col_sums += elem.sum(0)
+            else:
+                col_sums.addmv_(elem.t(), rw)
             if need_grad:
                 gc = grad[start:start + rows_per_chunk]
                 torch.mul(p_pow, p, out=gc)
                 gc.add_(elem.mul_(q).mul_(gamma_row)).mul_(grad_scale)
+                if rw is not None:
+                    gc.mul_(rw[:, None])
                 if stats_sink is not None:  # while the chunk is in cache; every term here is >= 0
                     neg_grad_cols += gc.sum(0)
         del buffers
@@ -78,6 +85,8 @@ class _ModulatedBCESum(torch.autograd.Function):
             xs, ys = x[rows, cols], y[rows, cols]
             gs = gamma[cols] if torch.is_tensor(gamma) else gamma
             ws = weight[cols] if weight is not None else 1.0
+            if row_weight is not None:
+                ws = ws * row_weight[rows]
             a_s = torch.where(ys > 0, pos_a, neg_a)
             ps = torch.sigmoid(xs)
             d = ps - ys
@@ -113,11 +122,11 @@ class _ModulatedBCESum(torch.autograd.Function):
             stats, sink = ctx.stats
             sink(stats * grad_output.abs())
         (grad,) = ctx.saved_tensors
-        return grad.mul_(grad_output), None, None, None, None, None, None, None
+        return grad.mul_(grad_output), None, None, None, None, None, None, None, None
 
 
 def modulated_bce_sum(x, y, gamma=2.0, weight=None, alpha=None, pos_index=None, index_covers_targets=False,
-                      stats_sink=None):
+                      stats_sink=None, row_weight=None):
     """sum_ij a_ij * w_j * |y_ij - sigmoid(x_ij)|^gamma_j * BCE(x_ij, y_ij) (see the module docstring).
 
     Args:
@@ -132,6 +141,8 @@ def modulated_bce_sum(x, y, gamma=2.0, weight=None, alpha=None, pos_index=None, 
         stats_sink: optional callable; during backward it receives a [2, C] float32 tensor with the per-class
             sums of |dL_total/dx| over the elements of pos_index and over all others (the gradient
             statistics of EFL / EQFL), gathered inside the dense pass. Requires index_covers_targets.
+        row_weight: None or [N] non-negative per-row factor on every element of the row (loss, gradient
+            and statistics alike); not differentiated.
     Returns:
         float32 scalar. Backward gives the closed-form gradient with respect to x only.
     """
@@ -139,6 +150,11 @@ def modulated_bce_sum(x, y, gamma=2.0, weight=None, alpha=None, pos_index=None, 
         gamma = gamma.detach().reshape(-1).to(x.dtype)
     if weight is not None:
         weight = weight.detach().reshape(-1).to(x.dtype)
+    if row_weight is not None:
+        row_weight = row_weight.detach().reshape(-1).to(x.dtype)
+        if row_weight.shape[0] != x.shape[0]:
+            raise ValueError(f"row_weight has {row_weight.shape[0]} entries for {x.shape[0]} rows")
     if stats_sink is not None and not (index_covers_targets and pos_index is not None):
         raise ValueError("stats_sink needs a pos_index that covers the non-zero targets")
-    return _ModulatedBCESum.apply(x, y, gamma, weight, alpha, pos_index, bool(index_covers_targets), stats_sink)
+    return _ModulatedBCESum.apply(x, y, gamma, weight, alpha, pos_index, bool(index_covers_targets), stats_sink,
+                                  row_weight)
