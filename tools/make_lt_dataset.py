@@ -9,7 +9,9 @@
 Presets (any flag given overrides the preset's value):
     tiny       6 classes,   8 train /   4 val images,  96 px, <= 3 objects, 12-40 px, >= 2 val instances
     quick     12 classes, 240 train /  80 val images, 256 px, <= 5 objects, 16-80 px, >= 10 val instances
-    benchmark 30 classes, 600 train / 200 val images, 320 px, <= 6 objects, 16-96 px, >= 10 val instances
+    benchmark 40 classes, 1600 train / 240 val images, 160 px, <= 5 objects, 12-56 px, >= 12 val instances,
+              training images per class log-spaced: rare 1-10, common 11-100, frequent 101-480
+    lvis60    60 classes, 800 train / 200 val images, 320 px, <= 8 objects, 16-80 px, >= 10 val instances
 """
 import argparse
 import sys

@@ -106,3 +106,13 @@ def test_lt_proxy_variants_differ_only_in_supervisor_and_loss():
         assert all(repr(getattr(calibrated, key)) == repr(getattr(exps[loss], key)) for key in SCHEDULE)
         assert calibrated.cls_loss == loss and calibrated.cls_loss_kwargs == {"neg_grad_scale": 1000.0}
         assert calibrated.get_cls_loss().neg_grad_scale == 1000.0 and exps[loss].get_cls_loss().neg_grad_scale == 1.0
+
+
+def test_lt_proxy_background_variants_change_only_the_background_weight():
+    for loss in ("fl", "efl", "qfl", "eqfl"):
+        base = get_exp(str(ROOT / f"exps/example/lt_proxy/yolox_nano_{loss}.py"))
+        dense = get_exp(str(ROOT / f"exps/example/lt_proxy/yolox_nano_{loss}_bg150.py"))
+        assert base.background_weight == 1.0 and dense.background_weight == 150.0
+        for key in (*SCHEDULE, "cls_loss", "cls_loss_kwargs", "anchor_scales", "assigner", "atss_topk"):
+            assert repr(getattr(dense, key)) == repr(getattr(base, key)), (loss, key)
+        assert dense.get_model().head.background_weight == 150.0

@@ -1,10 +1,9 @@
-"""Long-tail proxy: EFL with its gradient statistics calibrated to LVIS's scale (kappa = 1000).
+"""Long-tail proxy, an experiment with a negative result: EFL with its statistic's negative sum x1000.
 
-g^j = pos_grad / (kappa * neg_grad). The sums are absolute: a rare class's positives scale with its handful
-of images, its negatives with every image-anchor of the dataset. An LVIS epoch has ~1e5 images x 16800
-anchors (640 px, 2 anchors per location), this dataset ~1.7e3 x 1050 (160 px): ~1000x fewer negatives for
-the same rare positives, so g^j saturates at 1 and EFL reduces to FL. kappa = 1000 restores the ratio
-(docs/lt_benchmark.md). Not a setting for real LVIS training, where kappa = 1 is the paper's loss.
+g^j = pos_grad / (kappa * neg_grad), kappa = 1000, the ~1000x fewer image-anchors of this dataset than of
+an LVIS epoch. It drives every class, frequent ones included, to g ~ 0 (gamma ~ 6): the negatives it scales
+are mostly near-object ones that grow with each class's own frequency (docs/lt_benchmark.md). The
+``*_bg150`` experiments emulate the missing background in the loss instead. kappa = 1 is the paper's loss.
 
     python tools/lt_benchmark.py --variants efl efl_k1000 --seeds 0 1
 """

@@ -41,10 +41,10 @@ class GradStatsMixin(nn.Module):
     clamp_ratio = True
 
     def _init_grad_stats(self, num_classes, grad_mode="hook", initial_ratio=1.0, neg_grad_scale=1.0):
-        """``neg_grad_scale`` (kappa): g^j = pos_grad / (kappa * neg_grad). 1 is the paper's statistic. The
-        sums are absolute: a rare class's positives scale with its few images, its negatives with every
-        image-anchor of the dataset, so a dataset with K times fewer image-anchors than LVIS gives K times
-        larger g^j. kappa = K restores LVIS's ratio on small stand-ins (docs/lt_benchmark.md)."""
+        """``neg_grad_scale`` (kappa): g^j = pos_grad / (kappa * neg_grad). 1 is the paper's statistic; other
+        values are an experiment only: on the CPU stand-in kappa = 1000 drove every class to g ~ 0, because
+        it scales the near-object negatives as much as the background (docs/lt_benchmark.md; the head's
+        ``background_weight`` emulates a denser background in the loss itself instead)."""
         if grad_mode not in GRAD_MODES:
             raise ValueError(f"grad_mode must be one of {GRAD_MODES}, got {grad_mode!r}")
         if not neg_grad_scale > 0:

@@ -1,0 +1,76 @@
+"""Where a long-tailed detector loses AP: localisation or classification, per frequency group.
+
+For every ground-truth instance, against the detections the LVIS protocol keeps (top 300 per image):
+
+- ``located``: some detection of *any* class overlaps it at IoU >= t;
+- ``recalled``: a detection of *its* class does (so its class's AP at t is capped by this recall);
+- ``top1``: the best-scoring overlapping detection carries its class (what a single-label detector shows).
+
+A detector that locates objects but ranks the wrong classes first has high ``located`` and low ``top1``.
+"""
+from collections import defaultdict
+
+import numpy as np
+
+__all__ = ["recall_by_group"]
+
+GROUPS = ("r", "c", "f")
+
+
+def _xywh_to_xyxy(boxes):
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    return np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1)
+
+
+def _iou(a, b):
+    """[G, 4] x [D, 4] xyxy -> [G, D]."""
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(rb - lt, 0, None).prod(axis=2)
+    area_a = (a[:, 2:] - a[:, :2]).prod(axis=1)
+    area_b = (b[:, 2:] - b[:, :2]).prod(axis=1)
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-12)
+
+
+def recall_by_group(gt, detections, iou_thresh=0.5):
+    """Localisation / classification recall of every annotated instance, per frequency group.
+
+    Args:
+        gt: LVIS-format dict: ``images``, ``annotations`` (``bbox`` xywh), ``categories`` with ``frequency``.
+        detections: list of ``{"image_id", "category_id", "bbox" (xywh), "score"}`` (already limited to
+            what the metric keeps, e.g. the evaluator's top 300 per image).
+        iou_thresh: overlap that counts as a hit.
+    Returns:
+        ``{group: {"instances": n, "located": f, "recalled": f, "top1": f}}`` for the groups ``r``, ``c``,
+        ``f`` present and ``all``; the three rates are fractions of the group's instances.
+    """
+    frequency = {c["id"]: c.get("frequency", "f") for c in gt["categories"]}
+    dets_by_image = defaultdict(list)
+    for d in detections:
+        dets_by_image[d["image_id"]].append(d)
+    counts = defaultdict(lambda: np.zeros(4))  # instances, located, recalled, top1
+    anns_by_image = defaultdict(list)
+    for a in gt["annotations"]:
+        anns_by_image[a["image_id"]].append(a)
+    for image_id, anns in anns_by_image.items():
+        dets = dets_by_image.get(image_id, [])
+        gt_cls = np.array([a["category_id"] for a in anns])
+        hits = np.zeros((len(anns), 3), dtype=bool)
+        if dets:
+            iou = _iou(_xywh_to_xyxy([a["bbox"] for a in anns]), _xywh_to_xyxy([d["bbox"] for d in dets]))
+            det_cls = np.array([d["category_id"] for d in dets])
+            score = np.array([d["score"] for d in dets], dtype=np.float64)
+            overlap = iou >= iou_thresh
+            hits[:, 0] = overlap.any(axis=1)
+            hits[:, 1] = (overlap & (det_cls[None, :] == gt_cls[:, None])).any(axis=1)
+            best = np.where(overlap, score[None, :], -np.inf).argmax(axis=1)
+            hits[:, 2] = hits[:, 0] & (det_cls[best] == gt_cls)
+        for cls, row in zip(gt_cls, hits):
+            for group in (frequency[int(cls)], "all"):
+                counts[group] += np.concatenate([[1.0], row.astype(np.float64)])
+    out = {}
+    for group in (*GROUPS, "all"):
+        if group in counts:
+            n, located, recalled, top1 = counts[group]
+            out[group] = {"instances": int(n), "located": located / n, "recalled": recalled / n, "top1": top1 / n}
+    return out
