@@ -8,56 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from test_fast_lvis import assert_same_metrics, det, federated_detections, official_eval, random_box
+
 from yolox.evaluators import LVIS_METRIC_KEYS, lvis_bbox_eval, lvis_eval_per_category
 
 SHARED_LVIS = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "lvis_v0.5_val_100.json"
-
-
-def official_lvis_metrics(lvis_api, gt_path, results, max_dets=300):
-    gt = lvis_api.LVIS(str(gt_path))
-    dt = lvis_api.LVISResults(gt, copy.deepcopy(results), max_dets=max_dets)
-    ev = lvis_api.LVISEval(gt, dt, iou_type="bbox")
-    ev.run()
-    # The official API reports -1 where nothing was evaluated; lvis_bbox_eval documents NaN there.
-    return {k: (math.nan if ev.results[k] == -1 else float(ev.results[k])) for k in LVIS_METRIC_KEYS}
-
-
-def assert_metrics_close(got, expected, tol=1e-4):
-    assert set(got) == set(LVIS_METRIC_KEYS)
-    for k in LVIS_METRIC_KEYS:
-        if math.isnan(expected[k]):
-            assert math.isnan(got[k]), k
-        else:
-            assert got[k] == pytest.approx(expected[k], abs=tol), k
-
-
-def random_box(rng, width, height):
-    x, y = rng.uniform(0, width - 2), rng.uniform(0, height - 2)
-    return [x, y, rng.uniform(1, width - x), rng.uniform(1, height - y)]
-
-
-def jittered_detections(gt, rng):
-    """Each GT box twice with jitter and random scores, plus random false positives per image drawn from
-    positive, negative, not-exhaustive and unrelated categories (the unrelated ones must be ignored)."""
-    results = []
-    for ann in gt["annotations"]:
-        x, y, w, h = ann["bbox"]
-        for _ in range(2):
-            d = rng.normal(0.0, 0.08, 4) * np.array([w, h, w, h])
-            results.append({"image_id": ann["image_id"], "category_id": ann["category_id"],
-                            "bbox": [x + d[0], y + d[1], max(w + d[2], 1.0), max(h + d[3], 1.0)],
-                            "score": float(rng.random())})
-    cat_ids = [c["id"] for c in gt["categories"]]
-    positives = {}
-    for ann in gt["annotations"]:
-        positives.setdefault(ann["image_id"], set()).add(ann["category_id"])
-    for img in gt["images"]:
-        pool = (sorted(positives.get(img["id"], ())) + list(img["neg_category_ids"])
-                + list(img["not_exhaustive_category_ids"]) + list(rng.choice(cat_ids, 20)))
-        for _ in range(int(rng.integers(0, 60))):
-            results.append({"image_id": img["id"], "category_id": int(rng.choice(pool)),
-                            "bbox": random_box(rng, img["width"], img["height"]), "score": float(rng.random())})
-    return results
 
 
 def random_detections(gt, rng, per_image=40):
@@ -100,10 +55,6 @@ def tiny_lvis_json(tmp_path, with_frequency=True):
     return path
 
 
-def det(image_id, category_id, bbox, score):
-    return {"image_id": image_id, "category_id": category_id, "bbox": bbox, "score": score}
-
-
 TINY_DETECTIONS = [
     det(1, 1, [10, 10, 20, 20], 0.9),   # true positive
     det(1, 2, [0, 0, 10, 10], 0.8),     # dog is a negative category of image 1: a counted false positive
@@ -144,8 +95,8 @@ def test_max_dets_limits_each_image_before_federated_filtering(tmp_path):
 def test_hand_made_json_matches_official(tmp_path, lvis_api):
     path = tiny_lvis_json(tmp_path)
     for max_dets in (300, 2):
-        expected = official_lvis_metrics(lvis_api, path, TINY_DETECTIONS, max_dets=max_dets)
-        assert_metrics_close(lvis_bbox_eval(path, TINY_DETECTIONS, max_dets=max_dets), expected, tol=1e-12)
+        expected = official_eval(lvis_api, path, TINY_DETECTIONS, max_dets=max_dets)[1]
+        assert_same_metrics(lvis_bbox_eval(path, TINY_DETECTIONS, max_dets=max_dets), expected, tol=1e-12)
 
 
 def test_empty_results_give_zero(tmp_path):
@@ -220,10 +171,10 @@ def test_empty_results_on_real_annotations():
 def test_matches_official_lvis_api(lvis_api, kind):
     gt = json.loads(SHARED_LVIS.read_text())
     rng = np.random.default_rng(7 if kind == "jittered" else 11)
-    results = jittered_detections(gt, rng) if kind == "jittered" else random_detections(gt, rng)
-    expected = official_lvis_metrics(lvis_api, SHARED_LVIS, results)
+    results = federated_detections(gt, rng) if kind == "jittered" else random_detections(gt, rng)
+    expected = official_eval(lvis_api, SHARED_LVIS, results)[1]
     got = lvis_bbox_eval(SHARED_LVIS, results)
-    assert_metrics_close(got, expected)
+    assert_same_metrics(got, expected, tol=1e-4)
     if kind == "jittered":
         assert got["AP"] > 0.2  # a meaningful comparison, not two zeros
 
@@ -231,6 +182,6 @@ def test_matches_official_lvis_api(lvis_api, kind):
 @needs_shared
 def test_matches_official_lvis_api_when_images_exceed_max_dets(lvis_api):
     gt = json.loads(SHARED_LVIS.read_text())
-    results = jittered_detections(gt, np.random.default_rng(3))
-    expected = official_lvis_metrics(lvis_api, SHARED_LVIS, results, max_dets=20)
-    assert_metrics_close(lvis_bbox_eval(SHARED_LVIS, results, max_dets=20), expected)
+    results = federated_detections(gt, np.random.default_rng(3))
+    expected = official_eval(lvis_api, SHARED_LVIS, results, max_dets=20)[1]
+    assert_same_metrics(lvis_bbox_eval(SHARED_LVIS, results, max_dets=20), expected, tol=1e-4)
