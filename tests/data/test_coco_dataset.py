@@ -151,3 +151,29 @@ def test_read_image_grayscale_rgba_and_16_bit(tmp_path):
         img = read_image(tmp_path / f"{name}.png")
         assert img.dtype == np.uint8 and img.shape == (5, 6, 3), name
         np.testing.assert_array_equal(img, np.broadcast_to(want, (5, 6, 3)), err_msg=name)
+
+
+def test_exif_rotated_jpeg_is_used_in_the_orientation_the_json_records(tmp_path):
+    """Stored 40 wide x 20 high, EXIF orientation 6 (display rotated 90 degrees clockwise): a json with
+    the stored size gets the stored pixels (COCO), one with the displayed size gets the rotated image."""
+    from PIL import Image
+
+    stored = np.zeros((20, 40, 3), dtype=np.uint8)
+    stored[:, :20] = (0, 0, 255)  # left half red (BGR), right half black
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    (tmp_path / "img").mkdir()
+    Image.fromarray(stored[..., ::-1]).save(tmp_path / "img" / "r.jpg", quality=100, exif=exif)
+    assert read_image(tmp_path / "img" / "r.jpg").shape == (40, 20, 3)  # OpenCV applies the tag by default
+    for (h, w), rotated in [((20, 40), False), ((40, 20), True)]:
+        (tmp_path / f"{h}x{w}.json").write_text(json.dumps({
+            "images": [{"id": 1, "file_name": "r.jpg", "height": h, "width": w}],
+            "annotations": [], "categories": [{"id": 1, "name": "a"}]}))
+        ds = COCODataset(tmp_path, str(tmp_path / f"{h}x{w}.json"), name="img", img_size=(64, 64))
+        img = ds.load_image(0)
+        assert img.shape == (h, w, 3)
+        red = img[..., 2] > 128
+        if rotated:  # the red left half is now the top half
+            assert red[:18].all() and not red[22:].any()
+        else:
+            assert red[:, :18].all() and not red[:, 22:].any()

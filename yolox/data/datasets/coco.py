@@ -19,11 +19,13 @@ from .datasets_wrapper import Dataset
 __all__ = ["COCODataset", "read_image", "load_json"]
 
 
-def read_image(path):
+def read_image(path, exif_orientation=True):
     """Read an image file as HWC BGR uint8 (3 channels).
 
     Grayscale is expanded to 3 channels, alpha is dropped and 16-bit data is scaled to 8 bits
     (OpenCV's ``IMREAD_COLOR``); the bytes are read by Python so that non-ASCII paths work.
+    ``exif_orientation``: apply a JPEG's EXIF orientation tag (OpenCV's default), or keep the stored
+    pixel layout (``False``).
     Raises ``DatasetError("cannot read image <path>: <reason>")`` for a missing, empty,
     truncated or undecodable file.
     """
@@ -49,7 +51,8 @@ def read_image(path):
         if last_scan < 0 or data.find(b"\xff\xd9", last_scan) < 0:
             raise DatasetError(f"cannot read image {path}: truncated JPEG (no end-of-image marker)")
     try:
-        img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+        flags = cv2.IMREAD_COLOR if exif_orientation else cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+        img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
     except cv2.error as err:  # e.g. a header announcing more pixels than OpenCV's limit (a decompression bomb)
         reason = " ".join(str(err).split())
         raise DatasetError(f"cannot read image {path}: OpenCV refused to decode it ({reason})") from None
@@ -345,10 +348,17 @@ class COCODataset(Dataset):
 
     # ------------------------------------------------------------------ images
     def load_image(self, index):
-        """The original image at ``index`` (HWC BGR uint8); its size must match the annotation file."""
+        """The original image at ``index`` (HWC BGR uint8); its size must match the annotation file.
+
+        A JPEG with an EXIF rotation is used in the orientation whose size the annotation file records:
+        the stored pixels first (COCO's convention), else the rotated image."""
         path = self.image_path(index)
-        img = read_image(path)
+        img = read_image(path, exif_orientation=False)
         height, width = self.image_size(index)
+        if img.shape[:2] == (width, height) and height != width:
+            rotated = read_image(path, exif_orientation=True)
+            if rotated.shape[:2] == (height, width):
+                img = rotated
         if img.shape[:2] != (height, width):
             raise DatasetError(
                 f"cannot use image {path}: it is {img.shape[1]}x{img.shape[0]} (w x h) but "
