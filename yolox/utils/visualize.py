@@ -26,8 +26,11 @@ def vis(img, boxes, scores, cls_ids, conf=0.5, class_names=None):
         font = cv2.FONT_HERSHEY_SIMPLEX
         (tw, th), _ = cv2.getTextSize(text, font, 0.4, 1)
         cv2.rectangle(img, (x0, y0), (x1, y1), color, 2)
+        # The label sits on the box's top-left corner, moved inside the image when it would be cut off.
         y_text = max(y0, th + 2)
-        cv2.rectangle(img, (x0, y_text - th - 2), (x0 + tw + 2, y_text + 1), color, -1)
+        x_text = max(0, min(x0, img.shape[1] - tw - 2))
+        cv2.rectangle(img, (x_text, y_text - th - 2), (x_text + tw + 2, y_text + 1), color, -1)
         light = sum(color) / 3 > 127
-        cv2.putText(img, text, (x0 + 1, y_text - 1), font, 0.4, (0, 0, 0) if light else (255, 255, 255), 1, cv2.LINE_AA)
+        cv2.putText(img, text, (x_text + 1, y_text - 1), font, 0.4, (0, 0, 0) if light else (255, 255, 255), 1,
+                    cv2.LINE_AA)
     return img
