@@ -133,14 +133,9 @@ def test_boxes_of_training_targets_are_consistent():
     torch.testing.assert_close(cxcywh2xyxy(torch.tensor([[10.0, 20.0, 4.0, 6.0]])), torch.tensor([[8.0, 17.0, 12.0, 23.0]]))
 
 
-@pytest.mark.parametrize("cls_loss", ["fl", "efl", "qfl", "eqfl"])
-def test_yolox_star_passes_each_foreground_anchor_class_as_the_positive_index(cls_loss):
-    """The head's sparse positives cover every non-zero target, one per foreground anchor, and the loss and
-    gradient statistics equal those of the same loss computed without the index (dense search/mask)."""
-    from yolox.models.losses import build_cls_loss
-
-    torch.manual_seed(0)
-    model = small_exp(anchor_scales=(3, 4), assigner="atss", cls_loss=cls_loss).get_model().train()
+def train_step_recording_cls_loss(model):
+    """One training step of ``model`` on a fixed 2-image batch; returns the classification loss's single call
+    ``(logits, targets, normalizer, kwargs)`` and the labels."""
     calls = []
     original = model.head.cls_loss.forward
 
@@ -154,8 +149,20 @@ def test_yolox_star_passes_each_foreground_anchor_class_as_the_positive_index(cl
     labels[0, 1] = torch.tensor([2, 44, 40, 30, 24])
     labels[1, 0] = torch.tensor([0, 32, 32, 40, 40])
     model(torch.rand(2, 3, 64, 64) * 255, labels)["total_loss"].backward()
+    (call,) = calls
+    model.head.cls_loss.forward = original
+    return call, labels
 
-    (logits, targets, normalizer, kwargs), = calls
+
+@pytest.mark.parametrize("cls_loss", ["fl", "efl", "qfl", "eqfl"])
+def test_yolox_star_passes_each_foreground_anchor_class_as_the_positive_index(cls_loss):
+    """The head's sparse positives cover every non-zero target, one per foreground anchor, and the loss and
+    gradient statistics equal those of the same loss computed without the index (dense search/mask)."""
+    from yolox.models.losses import build_cls_loss
+
+    torch.manual_seed(0)
+    model = small_exp(anchor_scales=(3, 4), assigner="atss", cls_loss=cls_loss).get_model().train()
+    (logits, targets, normalizer, kwargs), _ = train_step_recording_cls_loss(model)
     rows, cols = kwargs["pos_index"]
     assert rows.numel() > 0 and len(set(rows.tolist())) == rows.numel()  # one class per foreground anchor
     index = set(zip(rows.tolist(), cols.tolist()))
@@ -194,21 +201,7 @@ def test_background_weight_multiplies_the_loss_of_background_anchors_only(cls_lo
 
     torch.manual_seed(0)
     model = small_exp(anchor_scales=(3, 4), assigner="atss", cls_loss=cls_loss, background_weight=50.0).get_model()
-    model.train()
-    calls = []
-    original = model.head.cls_loss.forward
-
-    def recording_forward(logits, targets, normalizer=1.0, **kwargs):
-        calls.append((logits.detach().clone(), targets.clone(), kwargs))
-        return original(logits, targets, normalizer, **kwargs)
-
-    model.head.cls_loss.forward = recording_forward
-    labels = torch.zeros(2, 5, 5)
-    labels[0, 0] = torch.tensor([1, 20, 24, 16, 20])
-    labels[0, 1] = torch.tensor([2, 44, 40, 30, 24])
-    labels[1, 0] = torch.tensor([0, 32, 32, 40, 40])
-    model(torch.rand(2, 3, 64, 64) * 255, labels)["total_loss"].backward()
-    (logits, targets, kwargs), = calls
+    (logits, targets, _, kwargs), labels = train_step_recording_cls_loss(model.train())
     row_weight = kwargs["row_weight"]
 
     # Recompute which anchors are background from the anchor layout: levels 8x8, 4x4, 2x2, 2 anchors each.
@@ -233,7 +226,7 @@ def test_background_weight_multiplies_the_loss_of_background_anchors_only(cls_lo
 
     if cls_loss == "fl":  # the weighted loss equals K x (per-row focal loss) on background rows
         per_row = sigmoid_focal_loss(logits, targets, alpha=0.25, gamma=2.0, reduction="none").sum(1)
-        torch.testing.assert_close(original(logits, targets, 1.0, row_weight=row_weight), (per_row * row_weight).sum())
+        torch.testing.assert_close(model.head.cls_loss(logits, targets, 1.0, row_weight=row_weight), (per_row * row_weight).sum())
 
 
 def test_background_weight_needs_yolox_star_and_a_focal_family_loss():

@@ -1,22 +1,14 @@
 """tools/lt_analysis.py: the imbalance figures equal hand computations; both commands run on tiny data."""
-import importlib.util
 import math
 
 import pytest
 import torch
 
-from cli_helpers import ROOT, run_tool
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location("lt_analysis", ROOT / "tools" / "lt_analysis.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from cli_helpers import ROOT, load_tool, run_tool
 
 
 def test_lvis_estimate_is_image_count_times_repeat_factor_over_all_anchors():
-    tool = load_tool()
+    tool = load_tool("lt_analysis")
     cats = [{"id": 1, "image_count": 5}, {"id": 2, "image_count": 995}]
     out = tool.lvis_positive_fractions(cats, anchors_per_image=100, positives_per_box=8.0, num_images=10000,
                                        num_boxes=3000, repeat_thresh=0.001)
@@ -29,7 +21,7 @@ def test_positive_fractions_count_assigned_anchors_weighted_by_repeat_factor():
     from yolox.exp import Exp
     from yolox.models.assigners import ATSSAssigner
 
-    tool = load_tool()
+    tool = load_tool("lt_analysis")
     exp = Exp()
     exp.depth, exp.width, exp.num_classes, exp.anchor_scales, exp.assigner = 0.33, 0.25, 2, (3, 4), "atss"
     anchors, per_level = tool.head_anchors(exp.get_model().head, 64)

@@ -1,24 +1,16 @@
 """tools/lt_benchmark.py: the one-epoch smoke run on the tiny preset writes the table, the JSON and the
 PNGs; the aggregation helpers compute what they claim."""
 import csv
-import importlib.util
 import json
 import math
 
 import pytest
 
-from cli_helpers import ROOT
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location("lt_benchmark", ROOT / "tools" / "lt_benchmark.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from cli_helpers import load_tool
 
 
 def test_mean_std_is_the_sample_std_and_ignores_nan():
-    tool = load_tool()
+    tool = load_tool("lt_benchmark")
     mean, std = tool.mean_std([1.0, 2.0, float("nan"), 6.0])
     assert mean == pytest.approx(3.0)
     assert std == pytest.approx(math.sqrt(((1 - 3) ** 2 + (2 - 3) ** 2 + (6 - 3) ** 2) / 2))
@@ -27,7 +19,7 @@ def test_mean_std_is_the_sample_std_and_ignores_nan():
 
 
 def test_group_means_average_classes_per_frequency_group():
-    tool = load_tool()
+    tool = load_tool("lt_benchmark")
     rows = [{"frequency": "r", "AP": 0.1}, {"frequency": "r", "AP": 0.3}, {"frequency": "c", "AP": 0.5},
             {"frequency": "f", "AP": float("nan")}, {"frequency": "f", "AP": 0.9}]
     metrics = tool.group_means(rows)
@@ -38,7 +30,7 @@ def test_group_means_average_classes_per_frequency_group():
 
 
 def test_summary_and_markdown_table_report_mean_and_std_in_percent():
-    tool = load_tool()
+    tool = load_tool("lt_benchmark")
     runs = [{"variant": v, "seed": s, "AP": ap, "APr": ap / 2, "APc": ap, "APf": 2 * ap}
             for v, s, ap in [("fl", 0, 0.10), ("fl", 1, 0.20), ("efl", 0, 0.30)]]
     summary = tool.summarize(runs, ["efl", "fl", "qfl"])
@@ -56,7 +48,7 @@ def test_smoke_run_on_the_tiny_preset_writes_table_json_and_charts(tmp_path, cap
     import matplotlib.image
 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the training subprocesses: one thread each on a shared CPU
-    tool = load_tool()
+    tool = load_tool("lt_benchmark")
     out, data = tmp_path / "bench", tmp_path / "data"
     argv = ["--preset", "tiny", "--data-dir", str(data), "--variants", "sigmoid", "efl", "--seeds", "0",
             "--epochs", "1", "-b", "4", "--output", str(out), "--quiet",
