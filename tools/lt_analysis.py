@@ -158,22 +158,12 @@ def imbalance(args):
 
 
 def recall(args):
-    from yolox.evaluators.detection_gather import detections_to_coco, gather_detections, resolve_gt_json, run_detector
-    from yolox.evaluators.lt_diagnostics import recall_by_group
-    from yolox.utils import load_checkpoint_file, load_ckpt
+    from yolox.evaluators.lt_diagnostics import detect_validation_set, recall_by_group
 
     exp = build_exp(args)
-    model = exp.get_model()
-    ckpt = load_checkpoint_file(args.ckpt, map_location="cpu")
-    load_ckpt(model, ckpt["model"] if "model" in ckpt else ckpt)
-    model.eval()
-    loader = exp.get_eval_loader(args.batch_size, False)
-    dataset = loader.dataset
-    per_image, stats = run_detector(model, loader, exp.postprocess_fn(), exp.num_classes, exp.test_conf,
-                                    exp.nmsthre, exp.test_size, dataset.class_ids, False)
-    merged, _ = gather_detections(per_image, stats, None)
-    gt = json.loads(Path(resolve_gt_json(dataset)).read_text())
-    result = recall_by_group(gt, detections_to_coco(merged), args.iou)
+    detections, gt_path = detect_validation_set(exp, args.ckpt, args.batch_size)
+    gt = json.loads(Path(gt_path).read_text())
+    result = recall_by_group(gt, detections, args.iou)
     rows = [[GROUP_NAMES[g], r["instances"], f"{100 * r['located']:.1f}", f"{100 * r['recalled']:.1f}",
              f"{100 * r['top1']:.1f}"] for g, r in result.items()]
     print(f"{args.ckpt}: validation instances at IoU >= {args.iou} (%), top {exp.max_det} detections per image")

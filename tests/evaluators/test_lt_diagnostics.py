@@ -1,7 +1,7 @@
 """recall_by_group: localisation, class recall and top-1 per frequency group on hand-made cases."""
 import pytest
 
-from yolox.evaluators.lt_diagnostics import recall_by_group
+from yolox.evaluators.lt_diagnostics import rare_hits_by_image, recall_by_group
 
 
 def test_located_recalled_and_top1_per_group():
@@ -36,3 +36,24 @@ def test_an_image_without_detections_counts_as_missed():
     gt = {"images": [{"id": 1}], "categories": [{"id": 1, "frequency": "c"}],
           "annotations": [{"image_id": 1, "category_id": 1, "bbox": [0, 0, 5, 5]}]}
     assert recall_by_group(gt, [])["c"] == {"instances": 1, "located": 0.0, "recalled": 0.0, "top1": 0.0}
+
+
+def test_rare_hits_count_own_class_detections_above_the_score_threshold():
+    gt = {
+        "images": [{"id": 1}, {"id": 2}, {"id": 3}],
+        "categories": [{"id": 7, "frequency": "r"}, {"id": 8, "frequency": "f"}],
+        "annotations": [
+            {"image_id": 1, "category_id": 7, "bbox": [0, 0, 10, 10]},   # hit
+            {"image_id": 1, "category_id": 7, "bbox": [50, 50, 10, 10]},  # only a low-score detection
+            {"image_id": 2, "category_id": 7, "bbox": [0, 0, 10, 10]},   # only a wrong-class detection
+            {"image_id": 3, "category_id": 8, "bbox": [0, 0, 10, 10]},   # not rare: image 3 left out
+        ],
+    }
+    dets = [
+        {"image_id": 1, "category_id": 7, "bbox": [0, 0, 10, 10], "score": 0.5},
+        {"image_id": 1, "category_id": 7, "bbox": [50, 50, 10, 10], "score": 0.1},
+        {"image_id": 2, "category_id": 8, "bbox": [0, 0, 10, 10], "score": 0.9},
+        {"image_id": 3, "category_id": 8, "bbox": [0, 0, 10, 10], "score": 0.9},
+    ]
+    assert rare_hits_by_image(gt, dets, score_thresh=0.15) == {1: (2, 1), 2: (1, 0)}
+    assert rare_hits_by_image(gt, dets, score_thresh=0.05) == {1: (2, 2), 2: (1, 0)}

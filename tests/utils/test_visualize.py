@@ -30,3 +30,13 @@ def test_low_scores_are_not_drawn_and_labels_start_at_the_box():
     assert not (img[:, 95:] != 0).any()  # the 0.2 detection is below conf
     cols = _label_columns(img, class_color(0), 30 - 2)
     assert cols.min() == 10
+
+
+def test_labels_of_one_box_are_stacked_not_drawn_over_each_other():
+    img = np.zeros((120, 300, 3), dtype=np.uint8)
+    boxes = np.array([[20.0, 40.0, 80.0, 100.0]] * 3)
+    vis(img, boxes, np.array([0.9, 0.8, 0.7]), np.array([0, 1, 2]), conf=0.5, class_names=["aa", "bb", "cc"])
+    (tw, th), _ = cv2.getTextSize("aa:90.0%", cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)
+    rows = [40 - th - 1 + k * (th + 3) for k in range(3)]  # the top row of each stacked label's background
+    for row, cls in zip(rows, range(3)):  # each label's full width is visible, from the box's left edge
+        assert set(range(20, 20 + tw + 3)) <= set(_label_columns(img, class_color(cls), row).tolist()), cls

@@ -12,7 +12,7 @@ from collections import defaultdict
 
 import numpy as np
 
-__all__ = ["recall_by_group"]
+__all__ = ["recall_by_group", "rare_hits_by_image", "detect_validation_set"]
 
 GROUPS = ("r", "c", "f")
 
@@ -74,3 +74,43 @@ def recall_by_group(gt, detections, iou_thresh=0.5):
             n, located, recalled, top1 = counts[group]
             out[group] = {"instances": int(n), "located": located / n, "recalled": recalled / n, "top1": top1 / n}
     return out
+
+
+def rare_hits_by_image(gt, detections, score_thresh, iou_thresh=0.5):
+    """Per image: ``(rare instances, rare instances overlapped at IoU >= t by a detection of their own class
+    scoring >= score_thresh)``, for choosing and describing a demo picture. Images without rare instances
+    are left out."""
+    rare = {c["id"] for c in gt["categories"] if c.get("frequency") == "r"}
+    dets_by_image = defaultdict(list)
+    for d in detections:
+        if d["score"] >= score_thresh and d["category_id"] in rare:
+            dets_by_image[d["image_id"]].append(d)
+    out = {}
+    for a in gt["annotations"]:
+        if a["category_id"] not in rare:
+            continue
+        same_class = [d for d in dets_by_image.get(a["image_id"], []) if d["category_id"] == a["category_id"]]
+        hit = bool(same_class) and bool(
+            (_iou(_xywh_to_xyxy([a["bbox"]]), _xywh_to_xyxy([d["bbox"] for d in same_class])) >= iou_thresh).any())
+        total, hits = out.get(a["image_id"], (0, 0))
+        out[a["image_id"]] = (total + 1, hits + int(hit))
+    return out
+
+
+def detect_validation_set(exp, ckpt_path, batch_size=16):
+    """The experiment's validation detections of a checkpoint (CPU, the experiment's post-processing, at most
+    ``exp.max_det`` per image) as COCO-style results, and the ground-truth json path."""
+    from yolox.utils import load_checkpoint_file, load_ckpt
+
+    from .detection_gather import detections_to_coco, gather_detections, resolve_gt_json, run_detector
+
+    model = exp.get_model()
+    ckpt = load_checkpoint_file(ckpt_path, map_location="cpu")
+    load_ckpt(model, ckpt["model"] if "model" in ckpt else ckpt)
+    model.eval()
+    loader = exp.get_eval_loader(batch_size, False)
+    dataset = loader.dataset
+    per_image, stats = run_detector(model, loader, exp.postprocess_fn(), exp.num_classes, exp.test_conf,
+                                    exp.nmsthre, exp.test_size, dataset.class_ids, False)
+    merged, _ = gather_detections(per_image, stats, None)
+    return detections_to_coco(merged), resolve_gt_json(dataset)
