@@ -69,8 +69,7 @@ def head_anchors(head, size):
     for stride in head.strides:
         n = size // stride
         grid, sides = head._level_anchors(n, n, stride, torch.device("cpu"), torch.float32)
-        centers = (grid + 0.5) * stride
-        boxes.append(torch.cat([centers - sides[:, None] / 2, centers + sides[:, None] / 2], dim=1))
+        boxes.append(head.anchor_boxes(grid, torch.full((grid.shape[0],), float(stride)), sides))
         per_level.append(grid.shape[0])
     return torch.cat(boxes), per_level
 

@@ -12,24 +12,25 @@ from collections import defaultdict
 
 import numpy as np
 
+from .fast_lvis import box_iou_xywh
+
 __all__ = ["recall_by_group", "rare_hits_by_image", "detect_validation_set"]
 
 GROUPS = ("r", "c", "f")
 
 
-def _xywh_to_xyxy(boxes):
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    return np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1)
+def _by_image(items):
+    grouped = defaultdict(list)
+    for item in items:
+        grouped[item["image_id"]].append(item)
+    return grouped
 
 
-def _iou(a, b):
-    """[G, 4] x [D, 4] xyxy -> [G, D]."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(axis=2)
-    area_a = (a[:, 2:] - a[:, :2]).prod(axis=1)
-    area_b = (b[:, 2:] - b[:, :2]).prod(axis=1)
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-12)
+def _iou_matrix(anns, dets):
+    """``[G, D]`` IoU of annotations against detections (xywh boxes)."""
+    gt = np.asarray([a["bbox"] for a in anns], dtype=np.float64).reshape(-1, 1, 4)
+    dt = np.asarray([d["bbox"] for d in dets], dtype=np.float64).reshape(1, -1, 4)
+    return box_iou_xywh(dt, gt)
 
 
 def recall_by_group(gt, detections, iou_thresh=0.5):
@@ -45,19 +46,14 @@ def recall_by_group(gt, detections, iou_thresh=0.5):
         ``f`` present and ``all``; the three rates are fractions of the group's instances.
     """
     frequency = {c["id"]: c.get("frequency", "f") for c in gt["categories"]}
-    dets_by_image = defaultdict(list)
-    for d in detections:
-        dets_by_image[d["image_id"]].append(d)
+    dets_by_image = _by_image(detections)
     counts = defaultdict(lambda: np.zeros(4))  # instances, located, recalled, top1
-    anns_by_image = defaultdict(list)
-    for a in gt["annotations"]:
-        anns_by_image[a["image_id"]].append(a)
-    for image_id, anns in anns_by_image.items():
+    for image_id, anns in _by_image(gt["annotations"]).items():
         dets = dets_by_image.get(image_id, [])
         gt_cls = np.array([a["category_id"] for a in anns])
         hits = np.zeros((len(anns), 3), dtype=bool)
         if dets:
-            iou = _iou(_xywh_to_xyxy([a["bbox"] for a in anns]), _xywh_to_xyxy([d["bbox"] for d in dets]))
+            iou = _iou_matrix(anns, dets)
             det_cls = np.array([d["category_id"] for d in dets])
             score = np.array([d["score"] for d in dets], dtype=np.float64)
             overlap = iou >= iou_thresh
@@ -81,19 +77,15 @@ def rare_hits_by_image(gt, detections, score_thresh, iou_thresh=0.5):
     scoring >= score_thresh)``, for choosing and describing a demo picture. Images without rare instances
     are left out."""
     rare = {c["id"] for c in gt["categories"] if c.get("frequency") == "r"}
-    dets_by_image = defaultdict(list)
-    for d in detections:
-        if d["score"] >= score_thresh and d["category_id"] in rare:
-            dets_by_image[d["image_id"]].append(d)
+    dets_by_image = _by_image(d for d in detections if d["score"] >= score_thresh and d["category_id"] in rare)
     out = {}
-    for a in gt["annotations"]:
-        if a["category_id"] not in rare:
-            continue
-        same_class = [d for d in dets_by_image.get(a["image_id"], []) if d["category_id"] == a["category_id"]]
-        hit = bool(same_class) and bool(
-            (_iou(_xywh_to_xyxy([a["bbox"]]), _xywh_to_xyxy([d["bbox"] for d in same_class])) >= iou_thresh).any())
-        total, hits = out.get(a["image_id"], (0, 0))
-        out[a["image_id"]] = (total + 1, hits + int(hit))
+    for image_id, anns in _by_image(a for a in gt["annotations"] if a["category_id"] in rare).items():
+        dets = dets_by_image.get(image_id, [])
+        hits = 0
+        if dets:
+            same_class = np.array([[a["category_id"] == d["category_id"] for d in dets] for a in anns])
+            hits = int(((_iou_matrix(anns, dets) >= iou_thresh) & same_class).any(axis=1).sum())
+        out[image_id] = (len(anns), hits)
     return out
 
 

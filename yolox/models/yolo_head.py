@@ -122,6 +122,12 @@ class YOLOXHead(nn.Module):
             self._anchor_cache[key] = (grid, sides)
         return self._anchor_cache[key]
 
+    @staticmethod
+    def anchor_boxes(grid, stride, side):
+        """Square anchors ``[N, 4]`` xyxy in input pixels from the metadata of :meth:`_level_anchors`."""
+        centers = (grid + 0.5) * stride[:, None]
+        return torch.cat([centers - side[:, None] / 2, centers + side[:, None] / 2], dim=1)
+
     def _flatten(self, pred, channels):
         """``[B, na * channels, H, W]`` -> ``[B, H * W * na, channels]`` in the anchor layout above."""
         b, _, h, w = pred.shape
@@ -212,8 +218,7 @@ class YOLOXHead(nn.Module):
     def _atss_targets(self, boxes, grid, stride, side, num_per_level, labels):
         """ATSS over the whole batch. Same returns as :meth:`_simota_targets`."""
         valid = self._valid_labels(labels)
-        centers = (grid + 0.5) * stride[:, None]
-        anchors = torch.cat([centers - side[:, None] / 2, centers + side[:, None] / 2], dim=1)
+        anchors = self.anchor_boxes(grid, stride, side)
         gt_xyxy = cxcywh2xyxy(labels[..., 1:5].float())
         assigned = self.assigner.assign_batch(anchors, num_per_level, gt_xyxy, valid)  # [B, N]
         fg = assigned >= 0
