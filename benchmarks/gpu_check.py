@@ -5,7 +5,8 @@ Run through ``benchmarks/gpu_check.sh`` (which sets PYTHONPATH and installs carr
 1. throughput  images/s and peak GPU memory of a training step (``Trainer.train_one_iter``: forward under
                autocast, GradScaler backward, EFL statistics commit, SGD, EMA) for YOLOX-S/M sigmoid (SimOTA)
                and YOLOX*-S/M FL / EFL / EQFL at 1203 classes, 640x640, ``--fp16``, synthetic batches on the GPU.
-2. efl_amp     YOLOX*-S EFL: 50 mixed-precision iterations and 50 float32 iterations (TF32 off) on the same
+2. efl_amp     YOLOX*-S EFL: one backward's statistics in AMP and float32 on the same weights, and 50 mixed-precision
+               iterations against a float32 replay (TF32 off, the AMP overflow steps skipped too) on the same
                batches from the same initial weights; the per-class statistics (pos_grad, neg_grad, g^j and
                gamma^j) of the two runs are compared.
 3. data        the data pipeline's images/s per worker on this machine's CPU (benchmarks/bench_data_pipeline.py),
@@ -15,6 +16,7 @@ Run through ``benchmarks/gpu_check.sh`` (which sets PYTHONPATH and installs carr
 Results: a table per part on stdout and ``gpu_check.json`` in ``--out``.
 """
 import argparse
+import copy
 import json
 import os
 import subprocess
@@ -118,7 +120,30 @@ def efl_statistics(model):
             if v is not None}
 
 
+def step_statistics(model, batch, device, amp, grad_scale):
+    """The EFL statistics one backward adds (pos_grad, neg_grad per class, unscaled units), on a copy of
+    ``model``: the same weights and batch in both precisions isolate the collection's numerics."""
+    model = copy.deepcopy(model).train()
+    loss_module = model.head.cls_loss
+    before = efl_statistics(model)
+    imgs, targets = batch
+    with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=amp):
+        loss = model(imgs.to(device).float(), targets.to(device).float())["total_loss"]
+    (loss.float() * grad_scale).backward()
+    loss_module.commit_grad_stats(grad_scale=grad_scale)
+    after = efl_statistics(model)
+    return {k: after[k] - before[k] for k in ("pos_grad", "neg_grad")}
+
+
 def run_efl_amp(args, device, out_dir):
+    """Two comparisons of the EFL statistics under AMP with float32 (TF32 off):
+
+    - same weights: one backward's statistics in both precisions on the same weights and batches (the AMP
+      run's final weights, its final loss scale), summed over ``args.step_batches`` batches;
+    - same training: ``args.efl_iters`` AMP iterations, and a float32 replay of the same batches from the same
+      initial weights that skips the steps the AMP run skipped (GradScaler overflow steps add neither an
+      update nor statistics), so both runs make the same number of updates and commits.
+    """
     from common import make_trainer
 
     exp_probe = build_exp("s", "efl")
@@ -126,32 +151,54 @@ def run_efl_amp(args, device, out_dir):
                       seed=100)
     runs = {}
     amp_modes = (True, False) if device.type == "cuda" else (False, False)
+    amp_skipped = set()
+    prev_tf32 = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
     for name, fp16 in zip(("amp", "fp32"), amp_modes):
         exp = build_exp("s", "efl")
         exp.print_interval = 10**9
         torch.manual_seed(0)  # identical initial weights in both runs
-        prev_tf32 = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
         if not fp16:
             torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
         with tempfile.TemporaryDirectory() as tmp:
             trainer = make_trainer(exp, args.efl_batch, pool, tmp, device=device, fp16=fp16)
             quiet_logger()
-            scales, skipped = [], 0
+            scales, skipped = [], []
             start = time.perf_counter()
             for it in range(args.efl_iters):
                 trainer.iter = it
+                if name == "fp32" and it in amp_skipped:
+                    next(trainer.train_iter)  # the batch the AMP run skipped: no update, no statistics
+                    lr = trainer.lr_scheduler.update_lr(trainer.progress_in_iter + 1)
+                    for group in trainer.optimizer.param_groups:
+                        group["lr"] = lr
+                    skipped.append(it)
+                    continue
                 before = efl_statistics(trainer.model)["pos_grad"].sum()
                 trainer.train_one_iter()
-                skipped += int(efl_statistics(trainer.model)["pos_grad"].sum() == before)
+                if efl_statistics(trainer.model)["pos_grad"].sum() == before:
+                    skipped.append(it)
                 scales.append(float(trainer.scaler.get_scale()) if trainer.amp_training else 1.0)
             sync(device)
             runs[name] = {"stats": efl_statistics(trainer.model), "skipped": skipped, "final_scale": scales[-1],
                           "seconds": time.perf_counter() - start, "amp": bool(trainer.amp_training)}
+            if name == "amp":
+                amp_skipped = set(skipped)
+                final_model = copy.deepcopy(trainer.model)
             del trainer
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = prev_tf32
         exp.model = exp.optimizer = None
         if device.type == "cuda":
             torch.cuda.empty_cache()
+
+    # same weights: float32 statistics (TF32 still off) vs AMP statistics of one backward each
+    increments = {"amp": None, "fp32": None}
+    for name, fp16 in zip(("amp", "fp32"), amp_modes):
+        for batch in pool[:args.step_batches]:
+            step = step_statistics(final_model, batch, device, fp16, runs["amp"]["final_scale"])
+            increments[name] = step if increments[name] is None else {k: increments[name][k] + step[k] for k in step}
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = prev_tf32
+    step_err = {k: float((increments["amp"][k] - increments["fp32"][k]).abs().sum()
+                         / increments["fp32"][k].abs().sum().clamp(min=1e-30)) for k in ("pos_grad", "neg_grad")}
+    step_ok = max(step_err.values()) <= args.step_tolerance
 
     a, b = runs["amp"]["stats"], runs["fp32"]["stats"]
     seen = (b["pos_grad"] > 0) & (a["pos_grad"] > 0)
@@ -161,28 +208,38 @@ def run_efl_amp(args, device, out_dir):
         return (float(d.median()), float(d.max())) if d.numel() else (float("nan"), float("nan"))
 
     pos_rel, neg_rel = rel(a["pos_grad"], b["pos_grad"]), rel(a["neg_grad"], b["neg_grad"])
-    gamma_diff = float((a["gamma"] - b["gamma"]).abs().max())
+    gamma_abs = (a["gamma"] - b["gamma"]).abs()
+    gamma_diff = float(gamma_abs.max())
+    gamma_p99 = float(gamma_abs.quantile(0.99))
     g_corr = float(torch.corrcoef(torch.stack([a["pos_neg"][seen], b["pos_neg"][seen]]))[0, 1]) if seen.sum() > 2 else float("nan")
     ok = gamma_diff <= args.gamma_tolerance
     rows = [
-        ["classes with positives (both runs)", int(seen.sum()), ""],
-        ["skipped / stat-less steps (amp, fp32)", f"{runs['amp']['skipped']}, {runs['fp32']['skipped']}", ""],
-        ["final loss scale (amp)", f"{runs['amp']['final_scale']:.0f}", ""],
-        ["pos_grad relative diff (median, max)", f"{pos_rel[0]:.2e}, {pos_rel[1]:.2e}", ""],
-        ["neg_grad relative diff (median, max)", f"{neg_rel[0]:.2e}, {neg_rel[1]:.2e}", ""],
-        ["corr(g_amp, g_fp32) over seen classes", f"{g_corr:.5f}", ""],
-        ["max |gamma_amp - gamma_fp32| (all classes)", f"{gamma_diff:.4f}",
+        ["same weights: pos_grad increment, AMP vs fp32 (sum |diff| / sum)", f"{step_err['pos_grad']:.2e}",
+         f"<= {args.step_tolerance}: {verdict(step_ok)}"],
+        ["same weights: neg_grad increment, AMP vs fp32 (sum |diff| / sum)", f"{step_err['neg_grad']:.2e}", ""],
+        ["training: classes with positives (both runs)", int(seen.sum()), ""],
+        ["training: AMP overflow steps (skipped by both runs)", f"{len(runs['amp']['skipped'])}: "
+                                                              f"{runs['amp']['skipped']}", ""],
+        ["training: final loss scale (amp)", f"{runs['amp']['final_scale']:.0f}", ""],
+        ["training: pos_grad relative diff (median, max)", f"{pos_rel[0]:.2e}, {pos_rel[1]:.2e}", ""],
+        ["training: neg_grad relative diff (median, max)", f"{neg_rel[0]:.2e}, {neg_rel[1]:.2e}", ""],
+        ["training: corr(g_amp, g_fp32) over seen classes", f"{g_corr:.5f}", ""],
+        ["training: |gamma_amp - gamma_fp32| p99 over classes", f"{gamma_p99:.4f}", ""],
+        ["training: max |gamma_amp - gamma_fp32| (all classes)", f"{gamma_diff:.4f}",
          f"<= {args.gamma_tolerance}: {verdict(ok)}"],
-        ["gamma range amp / fp32", f"{float(a['gamma'].min()):.3f}-{float(a['gamma'].max()):.3f} / "
-                                   f"{float(b['gamma'].min()):.3f}-{float(b['gamma'].max()):.3f}", ""],
+        ["training: gamma range amp / fp32", f"{float(a['gamma'].min()):.3f}-{float(a['gamma'].max()):.3f} / "
+                                             f"{float(b['gamma'].min()):.3f}-{float(b['gamma'].max()):.3f}", ""],
     ]
-    print(f"\n# EFL statistics after {args.efl_iters} iterations, YOLOX*-S EFL, {args.size}x{args.size}, batch "
-          f"{args.efl_batch}: {'AMP fp16' if runs['amp']['amp'] else 'float32 (dry run)'} vs float32 (TF32 off), "
-          f"same batches and initial weights | {machine_info(device)}")
+    print(f"\n# EFL statistics, YOLOX*-S EFL, {args.size}x{args.size}, batch {args.efl_batch}: "
+          f"{'AMP fp16' if runs['amp']['amp'] else 'float32 (dry run)'} vs float32 (TF32 off); same weights = "
+          f"{args.step_batches} batches on the AMP run's final weights, training = {args.efl_iters} iterations "
+          f"from the same initial weights on the same batches | {machine_info(device)}")
     print(tabulate(rows, headers=["measure", "value", "check"], tablefmt="github"))
     return {"iters": args.efl_iters, "batch": args.efl_batch, "seen_classes": int(seen.sum()),
+            "same_weights_rel_err": step_err, "same_weights_pass": step_ok,
             "pos_grad_rel": pos_rel, "neg_grad_rel": neg_rel, "g_corr": g_corr, "max_gamma_diff": gamma_diff,
-            "skipped": {k: v["skipped"] for k, v in runs.items()}, "final_scale_amp": runs["amp"]["final_scale"],
+            "p99_gamma_diff": gamma_p99, "skipped": {k: v["skipped"] for k, v in runs.items()},
+            "final_scale_amp": runs["amp"]["final_scale"],
             "seconds": {k: v["seconds"] for k, v in runs.items()}, "pass": ok}
 
 
@@ -208,6 +265,9 @@ def main():
     parser.add_argument("--efl-iters", type=int, default=50)
     parser.add_argument("--efl-batch", type=int, default=8)
     parser.add_argument("--gamma-tolerance", type=float, default=0.05)
+    parser.add_argument("--step-batches", type=int, default=3, help="batches of the same-weights comparison")
+    parser.add_argument("--step-tolerance", type=float, default=1e-2,
+                        help="same weights: sum |AMP - fp32| / sum fp32 of the statistics' increments")
     parser.add_argument("--data-images", type=int, default=24)
     parser.add_argument("--data-items", type=int, default=40)
     parser.add_argument("--no-fp16", dest="fp16", action="store_false")

@@ -20,7 +20,7 @@ from loguru import logger  # noqa: E402
 from yolox.core import check_file, run_tool  # noqa: E402
 from yolox.data import ValTransform  # noqa: E402
 from yolox.exp import get_exp  # noqa: E402
-from yolox.models import fuse_model  # noqa: E402
+from yolox.models import fuse_model, half_for_inference  # noqa: E402
 from yolox.utils import YOLOXError, get_model_info, load_checkpoint_file, load_ckpt, resolve_device, vis  # noqa: E402
 
 IMAGE_EXT = (".jpg", ".jpeg", ".webp", ".bmp", ".png")
@@ -89,7 +89,8 @@ class Predictor:
         with torch.no_grad():
             t0 = time.time()
             outputs = self.model(tensor)
-            outputs = self.postprocess(outputs, self.num_classes, self.confthre, self.nmsthre)
+            # post-processing in float32, as in evaluation: score products and NMS are unreliable in float16
+            outputs = self.postprocess(outputs.float(), self.num_classes, self.confthre, self.nmsthre)
             logger.info(f"Infer time: {time.time() - t0:.4f}s")
         return outputs[0], {"file_name": path, "height": h, "width": w, "raw_img": img, "ratio": ratio}
 
@@ -179,7 +180,7 @@ def cli():
         model = fuse_model(model)
     fp16 = args.fp16 and device == "cuda"
     if fp16:
-        model.half()
+        model = half_for_inference(model)
     predictor = Predictor(model, exp, exp.get_class_names(), device, fp16)
     if args.demo == "image":
         image_demo(predictor, vis_folder, args.path, args.save_result)

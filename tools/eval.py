@@ -15,7 +15,7 @@ from loguru import logger  # noqa: E402
 
 from yolox.core import check_devices, check_file, launch, run_tool  # noqa: E402
 from yolox.exp import get_exp  # noqa: E402
-from yolox.models import fuse_model  # noqa: E402
+from yolox.models import fuse_model, half_for_inference  # noqa: E402
 from yolox.utils import (  # noqa: E402
     configure_omp, get_local_rank, get_model_info, get_rank, get_world_size, load_checkpoint_file, load_ckpt,
     seed_everything, setup_logger,
@@ -85,7 +85,7 @@ def main(args):
         model = fuse_model(model)
     half = args.fp16 and args.device == "cuda"
     if half:
-        model.half()
+        model = half_for_inference(model)
     *_, summary = exp.eval(model, evaluator, is_distributed, half)
     if rank == 0:
         logger.info("\n" + summary)

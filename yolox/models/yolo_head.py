@@ -1,4 +1,4 @@
-"""The decoupled YOLOX head, serving both supervisors.
+r"""The decoupled YOLOX head, serving both supervisors.
 
 One set of convolutions (the upstream key names ``stems``, ``cls_convs``, ``reg_convs``, ``cls_preds``,
 ``reg_preds``, ``obj_preds``) and two ways of supervising them, chosen by the experiment:
