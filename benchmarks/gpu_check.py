@@ -115,16 +115,28 @@ def run_throughput(args, device, out_dir):
 def efl_statistics(model):
     loss = model.head.cls_loss
     gamma = loss.gamma_per_class() if hasattr(loss, "gamma_per_class") else None
-    return {k: v.detach().float().cpu() for k, v in
+    return {k: v.detach().float().cpu().clone() for k, v in  # clone: on the CPU .cpu() is the buffer itself
             (("pos_grad", loss.pos_grad), ("neg_grad", loss.neg_grad), ("pos_neg", loss.pos_neg), ("gamma", gamma))
             if v is not None}
 
 
-def step_statistics(model, batch, device, amp, grad_scale):
+def step_statistics(model, batch, device, amp, grad_scale, logits=None):
     """The EFL statistics one backward adds (pos_grad, neg_grad per class, unscaled units), on a copy of
-    ``model``: the same weights and batch in both precisions isolate the collection's numerics."""
+    ``model``: the same weights and batch in both precisions isolate the collection's numerics.
+
+    ``logits`` (attribution of a difference): "round" = float32 forward with the class logits rounded to
+    float16 (what the loss sees under AMP, without the rest of the AMP forward); "fp32" = AMP forward with the
+    class-prediction convs computed in float32."""
     model = copy.deepcopy(model).train()
     loss_module = model.head.cls_loss
+    for conv in model.head.cls_preds:
+        if logits == "round":
+            conv.register_forward_hook(lambda module, inputs, output: output.half().float())
+        elif logits == "fp32":
+            def forward_fp32(x, conv=conv):
+                with torch.autocast(device_type="cuda", enabled=False):
+                    return torch.nn.functional.conv2d(x.float(), conv.weight, conv.bias)
+            conv.forward = forward_fp32
     before = efl_statistics(model)
     imgs, targets = batch
     with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=amp):
@@ -189,15 +201,23 @@ def run_efl_amp(args, device, out_dir):
         if device.type == "cuda":
             torch.cuda.empty_cache()
 
-    # same weights: float32 statistics (TF32 still off) vs AMP statistics of one backward each
-    increments = {"amp": None, "fp32": None}
-    for name, fp16 in zip(("amp", "fp32"), amp_modes):
+    # same weights: float32 statistics (TF32 still off) vs AMP statistics of one backward each, and two
+    # attributions of a difference: fp32 forward with float16-rounded logits, AMP with float32 class convs
+    variants = {"amp": (amp_modes[0], None), "fp32": (False, None), "fp32_rounded_logits": (False, "round"),
+                "amp_fp32_cls_conv": (amp_modes[0], "fp32")}
+    increments = {}
+    for name, (fp16, logits) in variants.items():
         for batch in pool[:args.step_batches]:
-            step = step_statistics(final_model, batch, device, fp16, runs["amp"]["final_scale"])
-            increments[name] = step if increments[name] is None else {k: increments[name][k] + step[k] for k in step}
+            step = step_statistics(final_model, batch, device, fp16, runs["amp"]["final_scale"], logits)
+            increments[name] = step if name not in increments else {k: increments[name][k] + step[k] for k in step}
     torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = prev_tf32
-    step_err = {k: float((increments["amp"][k] - increments["fp32"][k]).abs().sum()
+
+    def step_error(name):
+        return {k: float((increments[name][k] - increments["fp32"][k]).abs().sum()
                          / increments["fp32"][k].abs().sum().clamp(min=1e-30)) for k in ("pos_grad", "neg_grad")}
+
+    step_err = step_error("amp")
+    attribution = {name: step_error(name) for name in ("fp32_rounded_logits", "amp_fp32_cls_conv")}
     step_ok = max(step_err.values()) <= args.step_tolerance
 
     a, b = runs["amp"]["stats"], runs["fp32"]["stats"]
@@ -215,8 +235,12 @@ def run_efl_amp(args, device, out_dir):
     ok = gamma_diff <= args.gamma_tolerance
     rows = [
         ["same weights: pos_grad increment, AMP vs fp32 (sum |diff| / sum)", f"{step_err['pos_grad']:.2e}",
-         f"<= {args.step_tolerance}: {verdict(step_ok)}"],
+         f"both <= {args.step_tolerance}: {verdict(step_ok)}"],
         ["same weights: neg_grad increment, AMP vs fp32 (sum |diff| / sum)", f"{step_err['neg_grad']:.2e}", ""],
+        ["  fp32 forward, logits rounded to fp16: pos, neg vs fp32",
+         f"{attribution['fp32_rounded_logits']['pos_grad']:.2e}, {attribution['fp32_rounded_logits']['neg_grad']:.2e}", ""],
+        ["  AMP forward, class convs in fp32: pos, neg vs fp32",
+         f"{attribution['amp_fp32_cls_conv']['pos_grad']:.2e}, {attribution['amp_fp32_cls_conv']['neg_grad']:.2e}", ""],
         ["training: classes with positives (both runs)", int(seen.sum()), ""],
         ["training: AMP overflow steps (skipped by both runs)", f"{len(runs['amp']['skipped'])}: "
                                                               f"{runs['amp']['skipped']}", ""],
@@ -236,7 +260,7 @@ def run_efl_amp(args, device, out_dir):
           f"from the same initial weights on the same batches | {machine_info(device)}")
     print(tabulate(rows, headers=["measure", "value", "check"], tablefmt="github"))
     return {"iters": args.efl_iters, "batch": args.efl_batch, "seen_classes": int(seen.sum()),
-            "same_weights_rel_err": step_err, "same_weights_pass": step_ok,
+            "same_weights_rel_err": step_err, "same_weights_pass": step_ok, "attribution": attribution,
             "pos_grad_rel": pos_rel, "neg_grad_rel": neg_rel, "g_corr": g_corr, "max_gamma_diff": gamma_diff,
             "p99_gamma_diff": gamma_p99, "skipped": {k: v["skipped"] for k, v in runs.items()},
             "final_scale_amp": runs["amp"]["final_scale"],
