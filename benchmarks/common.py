@@ -117,14 +117,13 @@ def batch_pool(count, batch, size, max_labels, num_classes, device="cpu", seed=0
 
 def make_trainer(exp, batch_size, batches, output_dir, device="cpu", fp16=False, iters_per_epoch=1000):
     """The project's ``Trainer`` set up around ``exp`` without a dataset: ``train_iter`` cycles over
-    ``batches`` (a list of (images, targets)), everything else (model, optimizer, EMA, LR schedule, EFL
-    statistics, meters, logging) is what ``Trainer.before_train`` builds. Call ``trainer.train_one_iter()``
-    after setting ``trainer.iter``."""
+    ``batches`` (a list of (images, targets)); the model is attached with ``Trainer.attach_model`` (EFL
+    statistics modules, BatchNorm backup, EMA) as ``Trainer.before_train`` does, with the experiment's
+    optimizer and LR schedule. Call ``trainer.train_one_iter()`` after setting ``trainer.iter``."""
     import itertools
     from types import SimpleNamespace
 
     from yolox.core import Trainer
-    from yolox.utils import ModelEMA
 
     exp.output_dir = str(output_dir)
     exp.multiscale_range = 0  # fixed size: the synthetic batches are already at input_size
@@ -134,20 +133,13 @@ def make_trainer(exp, batch_size, batches, output_dir, device="cpu", fp16=False,
                            cache=None, logger="none", resume=False, ckpt=None, start_epoch=None)
     trainer = Trainer(exp, args)
     model = exp.get_model().to(trainer.device)
-    trainer.model = model
     trainer.optimizer = exp.get_optimizer(batch_size)
-    trainer.grad_stat_modules = [m for m in model.modules() if hasattr(m, "commit_grad_stats")]
-    # as in before_train: BatchNorm buffers restored on a skipped step
-    trainer._bn_buffers = [b for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
-                           for b in m.buffers()]
-    trainer._bn_backup = [b.detach().clone() for b in trainer._bn_buffers]
     trainer.max_iter = iters_per_epoch
     trainer.epoch, trainer.iter, trainer.start_epoch, trainer.start_iter_in_epoch = 0, 0, 0, 0
     trainer.lr_scheduler = exp.get_lr_scheduler(exp.basic_lr_per_img * batch_size, iters_per_epoch)
     trainer.frequency_groups = None
     trainer.train_loader = None
-    if trainer.use_model_ema:
-        trainer.ema_model = ModelEMA(model, getattr(exp, "ema_decay", 0.9999))
+    trainer.attach_model(model)
     trainer.train_iter = itertools.cycle([(img.to(trainer.device), tgt.to(trainer.device), None, None)
                                           for img, tgt in batches])
     model.train()

@@ -277,23 +277,8 @@ class Trainer:
         if self.no_aug:
             model.head.use_l1 = True
 
-        if self.is_distributed:
-            model = DDP(model, device_ids=[self.local_rank] if self.device_type == "cuda" else None,
-                        broadcast_buffers=False)
-        self.model = model
-        self.grad_stat_modules = [m for m in unwrap_model(model).modules() if hasattr(m, "commit_grad_stats")]
-        # BatchNorm statistics change in the forward pass; a skipped step restores them from this copy
-        self._bn_buffers = [b for m in unwrap_model(model).modules()
-                            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for b in m.buffers()]
-        self._bn_backup = [b.detach().clone() for b in self._bn_buffers]
+        self.attach_model(model, ckpt)
         self.frequency_groups = self.exp.class_frequency_groups(self._base_dataset())
-
-        if self.use_model_ema:
-            self.ema_model = ModelEMA(model, getattr(self.exp, "ema_decay", 0.9999))
-            self.ema_model.updates = self.max_iter * self.start_epoch + self.start_iter_in_epoch
-            if ckpt is not None and "ema" in ckpt:
-                self.ema_model.ema.load_state_dict(ckpt["ema"])
-                self.ema_model.updates = ckpt.get("ema_updates", self.ema_model.updates)
         self.evaluator = self.exp.get_evaluator(batch_size=self.per_rank_batch * self.world_size,
                                                 is_distributed=self.is_distributed)
         if self.rank == 0 and getattr(self.args, "logger", "tensorboard") == "tensorboard":
@@ -306,6 +291,27 @@ class Trainer:
         self.model.train()
         logger.info(f"Training start on {self.device} with {self.world_size} process(es), "
                     f"{self.max_iter} iterations per epoch")
+
+    def attach_model(self, model, ckpt=None):
+        """Make ``model`` (on ``self.device``, the optimizer already built over it) the one
+        :meth:`train_one_iter` trains: DDP when distributed, the modules that collect gradient statistics,
+        the BatchNorm backup a skipped step restores, and the EMA (restored from ``ckpt`` when it has one;
+        ``max_iter`` and the start position must be set)."""
+        if self.is_distributed:
+            model = DDP(model, device_ids=[self.local_rank] if self.device_type == "cuda" else None,
+                        broadcast_buffers=False)
+        self.model = model
+        self.grad_stat_modules = [m for m in unwrap_model(model).modules() if hasattr(m, "commit_grad_stats")]
+        # BatchNorm statistics change in the forward pass; a skipped step restores them from this copy
+        self._bn_buffers = [b for m in unwrap_model(model).modules()
+                            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for b in m.buffers()]
+        self._bn_backup = [b.detach().clone() for b in self._bn_buffers]
+        if self.use_model_ema:
+            self.ema_model = ModelEMA(model, getattr(self.exp, "ema_decay", 0.9999))
+            self.ema_model.updates = self.max_iter * self.start_epoch + self.start_iter_in_epoch
+            if ckpt is not None and "ema" in ckpt:
+                self.ema_model.ema.load_state_dict(ckpt["ema"])
+                self.ema_model.updates = ckpt.get("ema_updates", self.ema_model.updates)
 
     def _base_dataset(self):
         dataset = self.train_loader.dataset
