@@ -1,4 +1,4 @@
-"""Training-step time of YOLOX-S (SimOTA, sigmoid) against YOLOX*-S with FL / EFL / QFL / EQFL at 1203 classes.
+"""Training-step time of YOLOX-S (SimOTA, sigmoid) against YOLOX*-S with FL / EFL / QFL / EQFL at 1203 classes (or --num-classes).
 
 One step = forward + target assignment + loss + backward (with the EFL/EQFL statistics commit) + SGD step,
 on a fixed synthetic batch. The step is split from outside the model by wrapping the head's methods:
@@ -90,8 +90,8 @@ def train_step(model, optimizer, timer, images, targets, device):
     return times
 
 
-def build(size, cls_loss, device):
-    exp = build_exp(size, cls_loss)
+def build(size, cls_loss, device, num_classes):
+    exp = build_exp(size, cls_loss, num_classes)
     model = exp.get_model().to(device).train()
     optimizer = exp.get_optimizer(batch_size=64)
     for group in optimizer.param_groups:
@@ -111,19 +111,20 @@ def profile_variant(model, optimizer, timer, images, targets, device, rows=20):
 
 def loss_only(args, device, losses, rounds=7):
     """Classification loss alone (forward + backward + statistics commit) on YOLOX*-shaped logits
-    ``[B * N_anchors, 1203]``: the part of the step that differs between FL/EFL and QFL/EQFL."""
+    ``[B * N_anchors, C]``: the part of the step that differs between FL/EFL and QFL/EQFL."""
     from yolox.models.losses import build_cls_loss
 
     if not losses:
         return
     n = args.batch * sum((args.size // s) ** 2 for s in (8, 16, 32)) * 2
     gen = torch.Generator().manual_seed(1)
-    logits = (torch.randn(n, 1203, generator=gen) * 2 - 4.6).to(device)
-    targets = torch.zeros(n, 1203)
+    c = args.num_classes
+    logits = (torch.randn(n, c, generator=gen) * 2 - 4.6).to(device)
+    targets = torch.zeros(n, c)
     fg = torch.randperm(n, generator=gen)[: args.batch * args.num_gt * 9]
-    targets[fg, torch.randint(0, 1203, (fg.numel(),), generator=gen)] = torch.rand(fg.numel(), generator=gen)
+    targets[fg, torch.randint(0, c, (fg.numel(),), generator=gen)] = torch.rand(fg.numel(), generator=gen)
     targets = targets.to(device)
-    modules = {name: build_cls_loss(name, 1203).to(device).train() for name in losses}
+    modules = {name: build_cls_loss(name, c).to(device).train() for name in losses}
     times = {name: [] for name in losses}
     for r in range(rounds + 1):
         for name, module in modules.items():
@@ -137,7 +138,7 @@ def loss_only(args, device, losses, rounds=7):
             sync(device)
             if r:
                 times[name].append(time.perf_counter() - start)
-    print(f"\n# classification loss alone, forward + backward (+ statistics commit), logits [{n}, 1203] "
+    print(f"\n# classification loss alone, forward + backward (+ statistics commit), logits [{n}, {c}] "
           f"(= YOLOX* at {args.size}x{args.size}, batch {args.batch}), {rounds} rounds")
     rows = [[name, f"{median(t) * 1e3:.0f}", f"{min(t) * 1e3:.0f}"] for name, t in times.items()]
     for num, den in (("efl", "fl"), ("eqfl", "qfl")):
@@ -153,6 +154,7 @@ def main():
     parser.add_argument("--size", type=int, default=320, help="square input side")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--num-gt", type=int, default=30, help="boxes per image")
+    parser.add_argument("--num-classes", type=int, default=1203, help="1203 (LVIS) or 80 (COCO)")
     parser.add_argument("--rounds", type=int, default=7, help="timed rounds (one step of each variant per round)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed rounds first")
     parser.add_argument("--threads", type=int, default=None)
@@ -166,9 +168,10 @@ def main():
     device = torch.device(args.device)
     variants = args.variants.split(",")
 
-    setups = {v: build(args.model, v, device) for v in variants}
+    setups = {v: build(args.model, v, device, args.num_classes) for v in variants}
     max_labels = max(s[3] for s in setups.values())
-    images, targets = synthetic_batch(args.batch, args.size, args.num_gt, max_labels, 1203, device=device)
+    images, targets = synthetic_batch(args.batch, args.size, args.num_gt, max_labels, args.num_classes,
+                                      device=device)
 
     samples = {v: [] for v in variants}
     for r in range(args.warmup + args.rounds):
@@ -187,7 +190,7 @@ def main():
     def best(v, key="total"):
         return min(s[key] for s in samples[v])
 
-    print(f"# training step, YOLOX-{args.model.upper()} head at 1203 classes, {args.size}x{args.size}, batch "
+    print(f"# training step, YOLOX-{args.model.upper()} head at {args.num_classes} classes, {args.size}x{args.size}, batch "
           f"{args.batch}, {args.num_gt} gts/image, {args.rounds} rounds | {machine_info(device)}")
     rows = []
     base = "sigmoid" if "sigmoid" in variants else variants[0]
