@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The user's commands on a GPU, end to end (issue 2's device side): train with --fp16 through torchrun
-# (NCCL process group, EFL statistics and EMA under AMP), evaluate with --fp16, demo on the GPU.
+# (NCCL process group, EFL statistics and EMA under AMP), resume it, evaluate with --fp16, demo on the GPU.
 #
 #   bash benchmarks/gpu_cli_check.sh            # on the device machine, after gpu_check.sh (~1-2 minutes)
 #   bash benchmarks/gpu_cli_check.sh cpu        # anywhere: the same steps on the CPU (gloo), to check the script
@@ -37,6 +37,10 @@ start=$(date +%s)
 "$PY" -m torch.distributed.run --standalone --nproc_per_node 1 tools/train.py -f "$EXP" -d 1 -b 16 \
     --device "$DEVICE" "${FP16[@]}" "${OPTS[@]}" 2>&1 | grep -v -E "^\s*$" | tail -n 25
 echo "train wall time: $(( $(date +%s) - start )) s"
+
+step "resume: --resume for one more epoch (model, optimizer, EMA, GradScaler and random states restored)"
+"$PY" tools/train.py -f "$EXP" -d 1 -b 16 --device "$DEVICE" "${FP16[@]}" --resume "${OPTS[@]}" \
+    max_epoch $((EPOCHS + 1)) eval_interval $((EPOCHS + 1)) 2>&1 | grep -E "resume|start train epoch|Average|AP|^\|" | tail -n 8
 
 ckpt=$(ls "$WORK"/out/*/latest_ckpt.pth)
 step "eval: $ckpt"
