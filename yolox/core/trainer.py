@@ -61,11 +61,12 @@ def _set_rng_state(state):
         return
     version, internal, gauss_next = state["python"]
     random.setstate((version, tuple(internal), gauss_next))
+    # A checkpoint loaded with map_location="cuda" brings these tensors to the GPU; the setters take CPU ones.
     name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
+    np.random.set_state((name, keys.cpu().numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state(state["cuda"])
+        torch.cuda.set_rng_state(state["cuda"].cpu())
 
 
 def _describe_mismatch(model_sd, ckpt_sd, limit=12):
