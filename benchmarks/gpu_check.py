@@ -180,14 +180,11 @@ def run_efl_amp(args, device, out_dir):
                 trainer.iter = it
                 if name == "fp32" and it in amp_skipped:
                     next(trainer.train_iter)  # the batch the AMP run skipped: no update, no statistics
-                    lr = trainer.lr_scheduler.update_lr(trainer.progress_in_iter + 1)
-                    for group in trainer.optimizer.param_groups:
-                        group["lr"] = lr
+                    trainer.advance_lr()
                     skipped.append(it)
                     continue
-                before = efl_statistics(trainer.model)["pos_grad"].sum()
                 trainer.train_one_iter()
-                if efl_statistics(trainer.model)["pos_grad"].sum() == before:
+                if trainer.overflow_streak or trainer.nonfinite_streak:  # the trainer skipped this step
                     skipped.append(it)
                 scales.append(float(trainer.scaler.get_scale()) if trainer.amp_training else 1.0)
             sync(device)

@@ -186,14 +186,19 @@ class Trainer:
 
         if self.use_model_ema and step_ok:
             self.ema_model.update(self.model)
-        lr = self.lr_scheduler.update_lr(self.progress_in_iter + 1)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        lr = self.advance_lr()
 
         iter_end = time.time()
         self.meter.update(iter_time=iter_end - iter_start, data_time=data_end - iter_start, lr=lr,
                           **{k: v for k, v in outputs.items()})
         self.after_iter()
+
+    def advance_lr(self):
+        """Set the optimizer's learning rate for the iteration after the current one; returns it."""
+        lr = self.lr_scheduler.update_lr(self.progress_in_iter + 1)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        return lr
 
     @staticmethod
     def _copy_tensors(sources, destinations):

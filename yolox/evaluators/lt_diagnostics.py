@@ -83,7 +83,9 @@ def rare_hits_by_image(gt, detections, score_thresh, iou_thresh=0.5):
         dets = dets_by_image.get(image_id, [])
         hits = 0
         if dets:
-            same_class = np.array([[a["category_id"] == d["category_id"] for d in dets] for a in anns])
+            gt_cls = np.array([a["category_id"] for a in anns])
+            det_cls = np.array([d["category_id"] for d in dets])
+            same_class = gt_cls[:, None] == det_cls[None, :]
             hits = int(((_iou_matrix(anns, dets) >= iou_thresh) & same_class).any(axis=1).sum())
         out[image_id] = (len(anns), hits)
     return out

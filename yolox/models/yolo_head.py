@@ -123,9 +123,14 @@ class YOLOXHead(nn.Module):
         return self._anchor_cache[key]
 
     @staticmethod
+    def anchor_centers(grid, stride):
+        """Anchor (grid-cell) centres ``[N, 2]`` in input pixels from the metadata of :meth:`_level_anchors`."""
+        return (grid + 0.5) * stride[:, None]
+
+    @staticmethod
     def anchor_boxes(grid, stride, side):
         """Square anchors ``[N, 4]`` xyxy in input pixels from the metadata of :meth:`_level_anchors`."""
-        centers = (grid + 0.5) * stride[:, None]
+        centers = YOLOXHead.anchor_centers(grid, stride)
         return torch.cat([centers - side[:, None] / 2, centers + side[:, None] / 2], dim=1)
 
     def _flatten(self, pred, channels):
@@ -137,8 +142,7 @@ class YOLOXHead(nn.Module):
         """Raw box outputs ``[B, N, 4]`` -> boxes ``[B, N, 4]`` cxcywh in input pixels."""
         if self.anchor_based:
             # Deltas in anchor-side units, unnormalised, so the L1 term has YOLOX's scale (about 1 per box).
-            centers = (grid + 0.5) * strides[:, None]
-            xy = centers + box_raw[..., :2] * sides[:, None]
+            xy = self.anchor_centers(grid, strides) + box_raw[..., :2] * sides[:, None]
             wh = sides[:, None] * torch.exp(box_raw[..., 2:4].clamp(max=MAX_LOG_SCALE))
         else:
             xy = (box_raw[..., :2] + grid) * strides[:, None]
@@ -198,7 +202,7 @@ class YOLOXHead(nn.Module):
         """Per image SimOTA. Returns fg mask ``[B, N]``, matched gt boxes ``[F, 4]`` cxcywh, labels ``[F]``
         and the IoU of each foreground prediction with its gt ``[F]``."""
         valid = self._valid_labels(labels)
-        centers = (grid + 0.5) * stride[:, None]
+        centers = self.anchor_centers(grid, stride)
         fg_masks, gt_boxes, gt_classes, ious = [], [], [], []
         for b in range(boxes.shape[0]):
             gts = labels[b][valid[b]]
@@ -305,7 +309,7 @@ class YOLOXHead(nn.Module):
     @staticmethod
     def _centre_in_any_gt(grid, stride, labels):
         """Anchor centres ``[N, 2]`` against the valid gt boxes of each image -> ``[B, N]`` bool."""
-        centers = (grid + 0.5) * stride[:, None]
+        centers = YOLOXHead.anchor_centers(grid, stride)
         gt = cxcywh2xyxy(labels[..., 1:5].float())  # [B, G, 4]
         cx, cy = centers[None, :, None, 0], centers[None, :, None, 1]
         inside = (cx > gt[:, None, :, 0]) & (cx < gt[:, None, :, 2]) & (cy > gt[:, None, :, 1]) & (cy < gt[:, None, :, 3])
