@@ -40,7 +40,7 @@ echo "train wall time: $(( $(date +%s) - start )) s"
 
 step "resume: --resume for one more epoch (model, optimizer, EMA, GradScaler and random states restored)"
 "$PY" tools/train.py -f "$EXP" -d 1 -b 16 --device "$DEVICE" "${FP16[@]}" --resume "${OPTS[@]}" \
-    max_epoch $((EPOCHS + 1)) eval_interval $((EPOCHS + 1)) 2>&1 | grep -E "resume|start train epoch|Average|AP|^\|" | tail -n 8
+    max_epoch $((EPOCHS + 1)) eval_interval $((EPOCHS + 1)) 2>&1 | grep -v -E "^\s*$|│|├|╒|╘|╞" | tail -n 15
 
 ckpt=$(ls "$WORK"/out/*/latest_ckpt.pth)
 step "eval: $ckpt"
