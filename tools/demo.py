@@ -90,7 +90,8 @@ class Predictor:
             t0 = time.time()
             outputs = self.model(tensor)
             # post-processing in float32, as in evaluation: score products and NMS are unreliable in float16
-            outputs = self.postprocess(outputs.float(), self.num_classes, self.confthre, self.nmsthre)
+            outputs = self.postprocess(outputs.float(), self.num_classes, self.confthre, self.nmsthre,
+                                       input_hw=tuple(tensor.shape[-2:]), image_hw=[(h * ratio, w * ratio)])
             logger.info(f"Infer time: {time.time() - t0:.4f}s")
         return outputs[0], {"file_name": path, "height": h, "width": w, "raw_img": img, "ratio": ratio}
 

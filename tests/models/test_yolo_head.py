@@ -94,6 +94,8 @@ def test_yolox_star_anchors_and_delta_roundtrip():
     {"anchor_scales": (3, 4), "assigner": "atss", "cls_loss": "eqfl"},
 ])
 def test_training_losses_are_finite_and_positive(overrides):
+    # Upstream's loss names for YOLOX; YOLOX*'s terms are named for what they are.
+    keys = ("giou_loss", "l1_loss", "iou_branch_loss", "cls_loss") if overrides else ("iou_loss", "conf_loss", "cls_loss")
     torch.manual_seed(0)
     model = small_exp(**overrides).get_model().train()
     labels = torch.zeros(2, 5, 5)
@@ -101,7 +103,8 @@ def test_training_losses_are_finite_and_positive(overrides):
     labels[0, 1] = torch.tensor([2, 44, 40, 30, 24])
     labels[1, 0] = torch.tensor([0, 32, 32, 40, 40])
     losses = model(torch.rand(2, 3, 64, 64) * 255, labels)
-    for key in ("total_loss", "iou_loss", "conf_loss", "cls_loss"):
+    assert set(keys) <= set(losses) and not ({"giou_loss", "iou_loss"} <= set(losses))
+    for key in ("total_loss",) + keys:
         assert torch.isfinite(losses[key]) and losses[key] > 0, key
     losses["total_loss"].backward()
     assert model.head.cls_preds[0].weight.grad is not None

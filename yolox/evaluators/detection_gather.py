@@ -29,6 +29,15 @@ def _as_int_list(values):
     return [int(v) for v in values]
 
 
+def letterboxed_sizes(heights, widths, img_size):
+    """(h, w) of each original image inside the top-left letterboxed network input of ``img_size``, pixels."""
+    sizes = []
+    for h, w in zip(heights, widths):
+        scale = min(img_size[0] / float(h), img_size[1] / float(w))
+        sizes.append((h * scale, w * scale))
+    return sizes
+
+
 def outputs_to_rows(outputs, heights, widths, img_size, class_ids):
     """Convert post-processed outputs of one batch to per-image detection arrays.
 
@@ -63,8 +72,8 @@ def run_detector(model, dataloader, postprocess_fn, num_classes, confthre, nmsth
     """Run ``model`` over this rank's share of ``dataloader``.
 
     The loader yields ``(imgs [B, 3, H, W], _, (heights, widths), ids)``; the model in eval mode returns
-    ``[B, N, 5 + C]`` decoded predictions, which ``postprocess_fn(outputs, num_classes, confthre, nmsthre)``
-    turns into per-image ``[K, 7]`` tensors.
+    ``[B, N, 5 + C]`` decoded predictions, which ``postprocess_fn(outputs, num_classes, confthre, nmsthre,
+    input_hw=..., image_hw=...)`` turns into per-image ``[K, 7]`` tensors.
 
     Returns:
         (per_image, stats): ``per_image`` maps image id -> ``[K, 6]`` float64 array (category_id, x, y, w, h,
@@ -85,13 +94,14 @@ def run_detector(model, dataloader, postprocess_fn, num_classes, confthre, nmsth
         outputs = model(imgs)
         sync()
         t1 = time.perf_counter()
+        heights, widths = _as_int_list(info_imgs[0]), _as_int_list(info_imgs[1])
         # Post-process in float32: NMS kernels and score products are unreliable in half precision.
-        outputs = postprocess_fn(outputs.float(), num_classes, confthre, nmsthre)
+        outputs = postprocess_fn(outputs.float(), num_classes, confthre, nmsthre, input_hw=tuple(imgs.shape[-2:]),
+                                 image_hw=letterboxed_sizes(heights, widths, img_size))
         sync()
         t2 = time.perf_counter()
         forward_s += t1 - t0
         nms_s += t2 - t1
-        heights, widths = _as_int_list(info_imgs[0]), _as_int_list(info_imgs[1])
         rows = outputs_to_rows(outputs, heights, widths, img_size, class_ids)
         for img_id, img_rows in zip(_as_int_list(ids), rows):
             # A sampler may hand the same image twice (padding); the first copy wins.

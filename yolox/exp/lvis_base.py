@@ -32,17 +32,24 @@ class LVISExp(Exp):
         self.exp_name = os.path.split(os.path.realpath(__file__))[1].split(".")[0]
 
     def use_yolox_star(self, cls_loss):
-        """The supplement's improved supervisor and the official EFL config's optimiser settings.
+        """YOLOX* as the EFL authors released it (ModelTC/EOD ``configs/det/efl/*_yolox_*.yaml``; every term,
+        ours against theirs and the supplement's text: docs/recipe.md).
 
-        2 square anchors per location (sides stride x 3 and x 4), ATSS (top-k 18), GIoU + L1 from the
-        first epoch, IoU branch instead of objectness, and ``cls_loss`` on every anchor."""
+        2 square anchors per location (sides stride x 3 and x 4), ATSS (top-k 18 per level), the IoU branch
+        instead of objectness, ``cls_loss`` on every anchor; GIoU weighted by the IoU target + L1 on the
+        anchor deltas (each weight 1) from the first epoch; biases initialised to probability 0.001;
+        inference: per level the top 1000 (anchor, class) scores, no score threshold, boxes clipped to the
+        image, class-aware NMS 0.65, top 300."""
         self.anchor_scales = (3, 4)
         self.assigner = "atss"
         self.atss_topk = 18
         self.cls_loss = cls_loss
-        self.box_loss_weight = 2.0
+        self.box_loss_weight = 1.0
         self.l1_loss_weight = 1.0
         self.quality_loss_weight = 1.0
+        self.prior_prob = 1e-3
+        self.test_conf = 0.0
+        self.pre_nms_topk = 1000
         # Official EFL YOLOX* configuration (total batch 128).
         self.basic_lr_per_img = 0.0003125
         self.momentum = 0.9
@@ -51,4 +58,6 @@ class LVISExp(Exp):
         self.min_lr_ratio = 0.05
         self.no_aug_epochs = 15
         self.ema_decay = 0.9998
+        # The supplement's text: 1e-4 on the classification biases; the released config leaves them at the
+        # global 5e-4 (docs/recipe.md). We follow the text, the explicit statement of the setting.
         self.cls_bias_weight_decay = 1e-4

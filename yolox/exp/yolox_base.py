@@ -43,6 +43,11 @@ class Exp(BaseExp):
         # every gt box). 1 is the paper's loss; K > 1 counts each as K anchors, i.e. emulates a dataset with
         # K times more background per object (docs/lt_benchmark.md).
         self.background_weight = 1.0
+        # EFL / EQFL gradient statistic: "per_class" (the paper's g^j, each class's own logits) or "released"
+        # (the authors' code, which reads a [class][anchor] channel layout as [anchor][class]; identical
+        # with one anchor per location). See docs/recipe.md.
+        self.efl_stats_layout = "per_class"
+        # Initial probability of every class and of the objectness / IoU branch (the biases' init).
         self.prior_prob = 1e-2
 
         # ---------------- dataloader ---------------- #
@@ -105,12 +110,19 @@ class Exp(BaseExp):
         self.test_conf = 0.01
         self.nmsthre = 0.65
         self.max_det = 300  # multi-label post-processing (LVIS) only
+        # YOLOX* (anchor_scales set): candidates per image and pyramid level before NMS (the released
+        # inference; test_conf applies on top when > 0).
+        self.pre_nms_topk = 1000
 
     # ------------------------------------------------------------------ model
     def get_cls_loss(self):
         from yolox.models.losses import build_cls_loss
 
-        return build_cls_loss(self.cls_loss, self.num_classes, **self.cls_loss_kwargs)
+        kwargs = dict(self.cls_loss_kwargs)
+        if self.cls_loss.lower() in ("efl", "eqfl"):
+            kwargs.setdefault("stats_layout", self.efl_stats_layout)
+            kwargs.setdefault("anchors_per_location", len(self.anchor_scales) if self.anchor_scales else 1)
+        return build_cls_loss(self.cls_loss, self.num_classes, **kwargs)
 
     def get_assigner(self):
         from yolox.models.assigners import ATSSAssigner, SimOTAAssigner
@@ -292,11 +304,16 @@ class Exp(BaseExp):
         )
 
     def postprocess_fn(self):
-        """Single-label NMS for COCO; multi-label top-``max_det`` for large vocabularies (LVIS)."""
+        """Single-label NMS for COCO; multi-label top-``max_det`` for large vocabularies (LVIS); YOLOX*'s
+        released per-level top-``pre_nms_topk`` inference when ``anchor_scales`` is set. Every one is called
+        as ``fn(outputs, num_classes, conf, nms, input_hw=(H, W), image_hw=[(h, w), ...])``."""
         from functools import partial
 
-        from yolox.utils import multilabel_postprocess, postprocess
+        from yolox.utils import level_topk_postprocess, multilabel_postprocess, postprocess
 
+        if self.anchor_scales:
+            return partial(level_topk_postprocess, max_det=self.max_det, pre_nms_topk=self.pre_nms_topk,
+                           anchors_per_location=len(self.anchor_scales))
         if self.dataset_format == "lvis":
             return partial(multilabel_postprocess, max_det=self.max_det)
         return postprocess

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 import torchvision
 
 from yolox.utils.boxes import cxcywh2xyxy
-from yolox.utils.dist import reduce_mean
+from yolox.utils.dist import rank_average_normalizer, reduce_mean
 
 from .assigners import ATSSAssigner, SimOTAAssigner
 from .assigners.atss import paired_box_iou
@@ -157,8 +157,9 @@ class YOLOXHead(nn.Module):
                 with zero width or height are padding.
 
         Returns:
-            training: dict of scalar losses (``total_loss``, ``iou_loss``, ``l1_loss``, ``conf_loss``,
-            ``cls_loss``) and ``num_fg``; eval: ``[B, N, 5 + C]`` (cx, cy, w, h in pixels,
+            training: dict of scalar losses and ``num_fg`` (:meth:`yolox_losses`: upstream's ``iou_loss``,
+            ``l1_loss``, ``conf_loss``, ``cls_loss``; :meth:`yolox_star_losses`: ``giou_loss``, ``l1_loss``,
+            ``iou_branch_loss``, ``cls_loss``; both with ``total_loss``); eval: ``[B, N, 5 + C]`` (cx, cy, w, h in pixels,
             objectness/IoU probability, class probabilities), or the raw logits in the same layout when
             ``decode_in_inference`` is False.
         """
@@ -242,69 +243,104 @@ class YOLOXHead(nn.Module):
 
     # ------------------------------------------------------------------ losses
     def get_losses(self, box_raw, quality_raw, cls_raw, grid, stride, side, num_per_level, labels):
+        """The training losses of the experiment's supervisor (:meth:`yolox_losses` or :meth:`yolox_star_losses`)."""
         box_raw_f = box_raw.float()
         boxes = self.decode(box_raw_f, grid, stride, side)  # [B, N, 4] cxcywh
         labels = labels.float()
         if self.anchor_based:
-            fg, gt_boxes, gt_classes, ious = self._atss_targets(boxes.detach(), grid, stride, side, num_per_level, labels)
-        else:
-            fg, gt_boxes, gt_classes, ious = self._simota_targets(
-                boxes.detach(), quality_raw.detach(), cls_raw.detach(), grid, stride, labels
-            )
-        num_fg = fg.sum()
-        # Normalise by the foreground count averaged over ranks: then DDP's mean of per-rank losses
-        # equals the single-process loss over the whole batch (and the EFL statistics agree with it).
-        normalizer = reduce_mean(num_fg.float()).clamp(min=1.0)
+            return self.yolox_star_losses(box_raw_f, boxes, quality_raw, cls_raw, grid, stride, side, num_per_level,
+                                          labels)
+        return self.yolox_losses(box_raw_f, boxes, quality_raw, cls_raw, grid, stride, labels)
 
-        fg_boxes = boxes[fg]
+    def yolox_losses(self, box_raw, boxes, obj_raw, cls_raw, grid, stride, labels):
+        """Upstream YOLOX: SimOTA; IoU loss x ``box_loss_weight``, objectness BCE on every location and the
+        classification loss on foreground locations (IoU-weighted one-hot targets), each summed and divided
+        by the foreground count (averaged over ranks); the L1 loss on the raw outputs once ``use_l1`` is on.
+
+        Args:
+            box_raw: ``[B, N, 4]`` float32 raw box outputs; boxes: their decoding, cxcywh pixels.
+            obj_raw: ``[B, N]`` objectness logits; cls_raw: ``[B, N, C]`` class logits.
+        Returns:
+            dict with upstream's keys ``total_loss``, ``iou_loss``, ``l1_loss``, ``conf_loss``, ``cls_loss``
+            and ``num_fg`` (foreground locations per image).
+        """
+        fg, gt_boxes, gt_classes, ious = self._simota_targets(
+            boxes.detach(), obj_raw.detach(), cls_raw.detach(), grid, stride, labels
+        )
+        num_fg = fg.sum()
+        # The foreground count averaged over ranks: DDP's mean of the per-rank losses then equals the
+        # single-process loss over the whole batch.
+        normalizer = reduce_mean(num_fg.float()).clamp(min=1.0)
         fg_targets = F.one_hot(gt_classes, self.num_classes).float()
         if self.cls_loss.quality_targets:
             fg_targets = fg_targets * ious[:, None]
-
-        if self.anchor_based:
-            # Every anchor is a classification sample: focal-type losses need the negatives.
-            cls_targets = cls_raw.new_zeros(cls_raw.shape, dtype=torch.float32)
-            cls_targets[fg] = fg_targets
-            extra = {}
-            if getattr(self.cls_loss, "takes_pos_index", False):
-                # Each foreground anchor's class: the positives for the gradient statistics (a matched anchor
-                # whose box does not overlap its gt yet has quality 0 but is still a positive, as in the
-                # official EQFL), and a superset of the non-zero targets, so no [N, C] search is needed.
-                extra["pos_index"] = (fg.reshape(-1).nonzero().squeeze(1), gt_classes)
-            if self.background_weight != 1.0:
-                background = ~fg & ~self._centre_in_any_gt(grid, stride, labels)
-                extra["row_weight"] = (1.0 + (self.background_weight - 1.0) * background.float()).reshape(-1)
-            loss_cls = self.cls_loss(cls_raw.reshape(-1, self.num_classes), cls_targets.reshape(-1, self.num_classes),
-                                     normalizer, **extra)
-            fg_xyxy, gt_xyxy = cxcywh2xyxy(fg_boxes), cxcywh2xyxy(gt_boxes)
-            loss_box = torchvision.ops.generalized_box_iou_loss(fg_xyxy, gt_xyxy, reduction="sum")
-            # The IoU branch learns the (detached) IoU of its own box: positives only.
-            loss_quality = F.binary_cross_entropy_with_logits(quality_raw[fg].float(), ious, reduction="sum")
-            l1_target = self._encode_deltas(gt_boxes, grid, stride, side, fg)
-        else:
-            loss_cls = self.cls_loss(cls_raw[fg], fg_targets, normalizer)
-            loss_box = self.iou_loss(fg_boxes, gt_boxes).sum()
-            obj_targets = fg.to(torch.float32)
-            loss_quality = F.binary_cross_entropy_with_logits(quality_raw.float(), obj_targets, reduction="sum")
-            l1_target = self._encode_yolox(gt_boxes, grid, stride, fg)
-
+        loss_cls = self.cls_loss(cls_raw[fg], fg_targets, normalizer)
+        loss_iou = self.iou_loss(boxes[fg], gt_boxes).sum()
+        loss_obj = F.binary_cross_entropy_with_logits(obj_raw.float(), fg.to(torch.float32), reduction="sum")
         if self.use_l1:
-            loss_l1 = F.l1_loss(box_raw_f[fg], l1_target, reduction="sum") / normalizer
+            l1_target = self._encode_yolox(gt_boxes, grid, stride, fg)
+            loss_l1 = F.l1_loss(box_raw[fg], l1_target, reduction="sum") / normalizer
         else:
-            loss_l1 = box_raw_f.new_zeros(())
-        loss_box = self.box_loss_weight * loss_box / normalizer
-        loss_quality = self.quality_loss_weight * loss_quality / normalizer
-        loss_cls = self.cls_loss_weight * loss_cls / normalizer
-        loss_l1 = self.l1_loss_weight * loss_l1
-        total = loss_box + loss_quality + loss_cls + loss_l1
-        return {
-            "total_loss": total,
-            "iou_loss": loss_box,
-            "l1_loss": loss_l1,
-            "conf_loss": loss_quality,
-            "cls_loss": loss_cls,
-            "num_fg": num_fg.float() / max(fg.shape[0], 1),
+            loss_l1 = box_raw.new_zeros(())
+        terms = {
+            "iou_loss": self.box_loss_weight * loss_iou / normalizer,
+            "l1_loss": self.l1_loss_weight * loss_l1,
+            "conf_loss": self.quality_loss_weight * loss_obj / normalizer,
+            "cls_loss": self.cls_loss_weight * loss_cls / normalizer,
         }
+        return self._with_total(terms, num_fg, fg)
+
+    def yolox_star_losses(self, box_raw, boxes, iou_raw, cls_raw, grid, stride, side, num_per_level, labels):
+        """YOLOX* as the authors released it (ModelTC/EOD ``retina_post_iou``; docs/recipe.md), per rank:
+
+        - classification: the loss over every anchor and class, summed, / n_pos;
+        - ``giou_loss``: sum over positives of (1 - GIoU) x q, / max(sum of q over all ranks, 1) x world size,
+          where q is the IoU of the positive's detached decoded box with its gt;
+        - ``l1_loss``: mean over the elements of the anchor deltas, sum |d - d_gt| / (4 x positives here);
+        - ``iou_branch_loss``: BCE of the IoU branch against q over the positives, / n_pos;
+
+        with n_pos = max(positives over all ranks, 1) / world size. Each term is then multiplied by its
+        weight (``box_loss_weight``, ``l1_loss_weight``, ``quality_loss_weight``, ``cls_loss_weight``; 1 in the
+        released configs). Shapes as in :meth:`yolox_losses` (``iou_raw``: ``[B, N]`` IoU-branch logits).
+        """
+        fg, gt_boxes, gt_classes, ious = self._atss_targets(boxes.detach(), grid, stride, side, num_per_level, labels)
+        num_fg = fg.sum()
+        pos_normalizer = rank_average_normalizer(num_fg)
+        # Every anchor is a classification sample: focal-type losses need the negatives.
+        fg_targets = F.one_hot(gt_classes, self.num_classes).float()
+        if self.cls_loss.quality_targets:
+            fg_targets = fg_targets * ious[:, None]
+        cls_targets = cls_raw.new_zeros(cls_raw.shape, dtype=torch.float32)
+        cls_targets[fg] = fg_targets
+        extra = {}
+        if getattr(self.cls_loss, "takes_pos_index", False):
+            # Each foreground anchor's class: the positives for the gradient statistics (a matched anchor
+            # whose box does not overlap its gt yet has quality 0 but is still a positive, as in the
+            # official EQFL), and a superset of the non-zero targets, so no [N, C] search is needed.
+            extra["pos_index"] = (fg.reshape(-1).nonzero().squeeze(1), gt_classes)
+        if self.background_weight != 1.0:
+            background = ~fg & ~self._centre_in_any_gt(grid, stride, labels)
+            extra["row_weight"] = (1.0 + (self.background_weight - 1.0) * background.float()).reshape(-1)
+        loss_cls = self.cls_loss(cls_raw.reshape(-1, self.num_classes), cls_targets.reshape(-1, self.num_classes),
+                                 pos_normalizer, **extra)
+
+        giou = torchvision.ops.generalized_box_iou_loss(cxcywh2xyxy(boxes[fg]), cxcywh2xyxy(gt_boxes), reduction="none")
+        loss_giou = (giou * ious).sum() / rank_average_normalizer(ious.sum())
+        l1_target = self._encode_deltas(gt_boxes, grid, stride, side, fg)
+        loss_l1 = F.l1_loss(box_raw[fg], l1_target, reduction="sum") / max(l1_target.numel(), 1)
+        loss_iou_branch = F.binary_cross_entropy_with_logits(iou_raw[fg].float(), ious, reduction="sum")
+        terms = {
+            "giou_loss": self.box_loss_weight * loss_giou,
+            "l1_loss": self.l1_loss_weight * loss_l1,
+            "iou_branch_loss": self.quality_loss_weight * loss_iou_branch / pos_normalizer,
+            "cls_loss": self.cls_loss_weight * loss_cls / pos_normalizer,
+        }
+        return self._with_total(terms, num_fg, fg)
+
+    @staticmethod
+    def _with_total(terms, num_fg, fg):
+        total = sum(terms.values())
+        return {"total_loss": total, **terms, "num_fg": num_fg.float() / max(fg.shape[0], 1)}
 
     @staticmethod
     def _centre_in_any_gt(grid, stride, labels):
@@ -328,7 +364,7 @@ class YOLOXHead(nn.Module):
     def _encode_deltas(gt_boxes, grid, stride, side, fg):
         """Anchor-relative deltas of the gt boxes (the inverse of :meth:`decode`)."""
         idx = fg.nonzero(as_tuple=True)[1]
-        centers = (grid[idx] + 0.5) * stride[idx][:, None]
+        centers = YOLOXHead.anchor_centers(grid[idx], stride[idx])
         sides = side[idx][:, None]
         d_xy = (gt_boxes[:, :2] - centers) / sides
         d_wh = torch.log(gt_boxes[:, 2:4].clamp(min=1e-3) / sides)

@@ -5,6 +5,8 @@ Box formats used across the project:
 - ``cxcywh``: (centre x, centre y, width, height) in pixels, the raw model output layout;
 - ``xywh``: (x1, y1, width, height), the COCO/LVIS json layout.
 """
+import math
+
 import torch
 import torchvision
 
@@ -15,6 +17,8 @@ __all__ = [
     "bboxes_iou",
     "postprocess",
     "multilabel_postprocess",
+    "level_topk_postprocess",
+    "level_sizes",
 ]
 
 
@@ -47,7 +51,8 @@ def _candidate_rows(boxes_xyxy, obj, cls_conf, cls_idx):
     return torch.cat([boxes_xyxy, obj[:, None], cls_conf[:, None], cls_idx[:, None].to(boxes_xyxy.dtype)], dim=1)
 
 
-def postprocess(prediction, num_classes, conf_thre=0.7, nms_thre=0.45, class_agnostic=False):
+def postprocess(prediction, num_classes, conf_thre=0.7, nms_thre=0.45, class_agnostic=False, input_hw=None,
+                image_hw=None):
     """Single-label post-processing of the original YOLOX (one class per box: the arg-max).
 
     Args:
@@ -55,6 +60,7 @@ def postprocess(prediction, num_classes, conf_thre=0.7, nms_thre=0.45, class_agn
         num_classes: C.
         conf_thre: keep boxes whose ``obj * max class probability`` is at least this.
         nms_thre: IoU threshold of the (class-aware unless ``class_agnostic``) NMS.
+        input_hw, image_hw: accepted for the call shared with :func:`level_topk_postprocess`; unused.
 
     Returns:
         list of length B; each ``[K, 7]`` tensor (x1, y1, x2, y2, obj, cls_conf, cls_index) sorted by
@@ -79,7 +85,8 @@ def postprocess(prediction, num_classes, conf_thre=0.7, nms_thre=0.45, class_agn
     return output
 
 
-def multilabel_postprocess(prediction, num_classes, conf_thre=0.001, nms_thre=0.65, max_det=300, pre_nms_topk=3000):
+def multilabel_postprocess(prediction, num_classes, conf_thre=0.001, nms_thre=0.65, max_det=300, pre_nms_topk=3000,
+                           input_hw=None, image_hw=None):
     """Multi-label post-processing for large vocabularies (LVIS protocol).
 
     Every (box, class) pair whose score ``obj * cls_prob`` reaches ``conf_thre`` is a candidate, so one box
@@ -89,6 +96,7 @@ def multilabel_postprocess(prediction, num_classes, conf_thre=0.001, nms_thre=0.
 
     Args:
         prediction: ``[B, N, 5 + C]`` decoded outputs (cx, cy, w, h, obj-or-iou, class probabilities).
+        input_hw, image_hw: accepted for the call shared with :func:`level_topk_postprocess`; unused.
 
     Returns:
         list of length B of ``[K, 7]`` tensors (x1, y1, x2, y2, obj, cls_conf, cls_index), K <= max_det,
@@ -115,4 +123,71 @@ def multilabel_postprocess(prediction, num_classes, conf_thre=0.001, nms_thre=0.
         kept = torchvision.ops.batched_nms(boxes, cand_scores, cls_i, nms_thre)[:max_det]
         anchor_i, cls_i = anchor_i[kept], cls_i[kept]
         output[i] = _candidate_rows(boxes[kept], obj[anchor_i], cls_prob[anchor_i, cls_i], cls_i)
+    return output
+
+
+def level_sizes(input_hw, strides=(8, 16, 32), anchors_per_location=1):
+    """Predictions per pyramid level for an input of ``input_hw`` = (H, W) pixels: ``na * ceil(H/s) * ceil(W/s)``."""
+    h, w = int(input_hw[0]), int(input_hw[1])
+    return [anchors_per_location * math.ceil(h / s) * math.ceil(w / s) for s in strides]
+
+
+def level_topk_postprocess(prediction, num_classes, conf_thre=0.0, nms_thre=0.65, max_det=300, input_hw=None,
+                           image_hw=None, strides=(8, 16, 32), anchors_per_location=1, pre_nms_topk=1000):
+    """YOLOX*'s inference as the EFL authors released it (ModelTC/EOD ``base_multicls`` + ``retina_multicls``).
+
+    Per image: boxes are clipped to the image (``image_hw``) and boxes left with no width or height dropped;
+    per pyramid level, the best ``pre_nms_topk`` (anchor, class) pairs by score ``cls_prob * iou_prob``
+    (fewer when the level has fewer anchors), above ``conf_thre`` when it is > 0 (the released config sets
+    no threshold); then class-aware NMS over all levels and the best ``max_det``.
+
+    Args:
+        prediction: ``[B, N, 5 + C]`` decoded outputs (cx, cy, w, h, IoU probability, class probabilities),
+            levels in order, N = sum of :func:`level_sizes` of ``input_hw``.
+        input_hw: (H, W) of the network input, pixels (gives the level boundaries).
+        image_hw: per image (h, w) of the image inside the letterboxed input, pixels, or None (no clipping).
+        strides / anchors_per_location: the head's.
+
+    Returns:
+        list of length B of ``[K, 7]`` tensors (x1, y1, x2, y2, iou_prob, cls_prob, cls_index), K <= max_det,
+        sorted by descending score; None when nothing survives.
+    """
+    if input_hw is None:
+        raise ValueError("level_topk_postprocess needs input_hw, the (H, W) of the network input")
+    sizes = level_sizes(input_hw, strides, anchors_per_location)
+    if sum(sizes) != prediction.shape[1]:
+        raise ValueError(f"{prediction.shape[1]} predictions do not match input {tuple(input_hw)} with strides "
+                         f"{tuple(strides)} and {anchors_per_location} anchor(s) per location ({sum(sizes)})")
+    output = [None] * prediction.shape[0]
+    for i, image_pred in enumerate(prediction):
+        boxes = cxcywh2xyxy(image_pred[:, :4])
+        if image_hw is not None:
+            h, w = float(image_hw[i][0]), float(image_hw[i][1])
+            boxes = torch.stack([boxes[:, 0].clamp(0, w), boxes[:, 1].clamp(0, h),
+                                 boxes[:, 2].clamp(0, w), boxes[:, 3].clamp(0, h)], dim=1)
+        usable = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+        iou = image_pred[:, 4]
+        cls_prob = image_pred[:, 5 : 5 + num_classes]
+        cand_anchor, cand_cls = [], []
+        start = 0
+        for size in sizes:
+            anchors = start + usable[start:start + size].nonzero().squeeze(1)
+            start += size
+            if anchors.numel() == 0:
+                continue
+            scores = (cls_prob[anchors] * iou[anchors, None]).reshape(-1)
+            top = scores.topk(min(pre_nms_topk, anchors.numel())).indices
+            if conf_thre > 0:
+                top = top[scores[top] > conf_thre]
+            cand_anchor.append(anchors[top // num_classes])
+            cand_cls.append(top % num_classes)
+        if not cand_anchor:
+            continue
+        anchor_i, cls_i = torch.cat(cand_anchor), torch.cat(cand_cls)
+        if anchor_i.numel() == 0:
+            continue
+        cand_scores = cls_prob[anchor_i, cls_i] * iou[anchor_i]
+        kept = torchvision.ops.batched_nms(boxes[anchor_i], cand_scores, cls_i, nms_thre)[:max_det]
+        anchor_i, cls_i = anchor_i[kept], cls_i[kept]
+        output[i] = _candidate_rows(boxes[anchor_i], iou[anchor_i], cls_prob[anchor_i, cls_i], cls_i)
     return output

@@ -58,6 +58,15 @@ def reduce_mean(tensor):
     return tensor
 
 
+def rank_average_normalizer(value):
+    """max(sum of ``value`` over ranks, 1) / world size, a float32 0-d tensor (no host sync).
+
+    The loss normaliser of the released EFL code: a rank's summed loss divided by it, averaged over ranks by
+    DDP, equals the whole batch's summed loss divided by max(its total, 1)."""
+    total = all_reduce_sum(value.detach().clone().float())
+    return total.clamp(min=1.0) / get_world_size()
+
+
 def all_gather_object(obj):
     """List of ``obj`` from every rank (``[obj]`` in a single process)."""
     world = get_world_size()

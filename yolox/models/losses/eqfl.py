@@ -26,11 +26,13 @@ class EqualizedQualityFocalLoss(GradStatsMixin):
     takes_row_weight = True
     quality_targets = True
 
-    def __init__(self, num_classes, gamma_b=2.0, scale_factor=4.0, grad_mode="hook", neg_grad_scale=1.0):
+    def __init__(self, num_classes, gamma_b=2.0, scale_factor=4.0, grad_mode="hook", neg_grad_scale=1.0,
+                 stats_layout="per_class", anchors_per_location=1):
         super().__init__()
         self.gamma_b = float(gamma_b)
         self.scale_factor = float(scale_factor)
-        self._init_grad_stats(num_classes, grad_mode, initial_ratio=1.0, neg_grad_scale=neg_grad_scale)
+        self._init_grad_stats(num_classes, grad_mode, initial_ratio=1.0, neg_grad_scale=neg_grad_scale,
+                              stats_layout=stats_layout, anchors_per_location=anchors_per_location)
 
     def gamma_per_class(self):
         """Focusing factor gamma^j = gamma_b + s * (1 - g^j), [C] float32."""
@@ -71,4 +73,5 @@ class EqualizedQualityFocalLoss(GradStatsMixin):
 
     def extra_repr(self):
         return (f"num_classes={self.num_classes}, gamma_b={self.gamma_b}, scale_factor={self.scale_factor}, "
-                f"grad_mode={self.grad_mode!r}, neg_grad_scale={self.neg_grad_scale}")
+                f"grad_mode={self.grad_mode!r}, neg_grad_scale={self.neg_grad_scale}, "
+                f"stats_layout={self.stats_layout!r}, anchors_per_location={self.anchors_per_location}")

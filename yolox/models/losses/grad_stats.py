@@ -16,6 +16,14 @@ Two ways to obtain |dL/dx| are provided (the EFL supplement describes both):
 - ``grad_mode="analytic"``: the loss module evaluates its closed-form derivative in forward and divides by
   the ``normalizer`` the caller passes (the caller must then back-propagate ``summed / normalizer``).
 
+Two statistics layouts (``stats_layout``):
+- ``"per_class"`` (default): class j's sums are over class j's own logits, the paper's g^j.
+- ``"released"``: what the authors' code (ModelTC/EOD ``efl.py`` / ``eqfl.py``, ``collect_grad``) computes.
+  Their head lays a location's ``na * C`` class channels out as [class][anchor] (channel ``c * na + a``)
+  but the collector reads them as [anchor][class] (channel ``a * C + c``), so with ``na > 1`` the gradient
+  summed for (anchor a', class c') is the one of the logit at channel ``a' * C + c'`` of the true layout.
+  With one anchor per location both layouts give the same statistic.
+
 Pending sums are kept outside the state dict; the trainer calls :meth:`commit_grad_stats` exactly once
 after every backward, which all-reduces them across ranks (every rank must call it, even when it skips).
 """
@@ -26,6 +34,7 @@ from torch import nn
 __all__ = ["GradStatsMixin", "commit_all_grad_stats"]
 
 GRAD_MODES = ("hook", "analytic")
+STATS_LAYOUTS = ("per_class", "released")
 
 
 class GradStatsMixin(nn.Module):
@@ -40,15 +49,25 @@ class GradStatsMixin(nn.Module):
     # EFL/EQFL use g = clamp(pos/neg, 0, 1); EQLv2 keeps the raw ratio (its sigmoid mapping saturates anyway).
     clamp_ratio = True
 
-    def _init_grad_stats(self, num_classes, grad_mode="hook", initial_ratio=1.0, neg_grad_scale=1.0):
+    def _init_grad_stats(self, num_classes, grad_mode="hook", initial_ratio=1.0, neg_grad_scale=1.0,
+                         stats_layout="per_class", anchors_per_location=1):
         """``neg_grad_scale`` (kappa): g^j = pos_grad / (kappa * neg_grad). 1 is the paper's statistic; other
         values are an experiment only: on the CPU stand-in kappa = 1000 drove every class to g ~ 0, because
         it scales the near-object negatives as much as the background (docs/lt_benchmark.md; the head's
-        ``background_weight`` emulates a denser background in the loss itself instead)."""
+        ``background_weight`` emulates a denser background in the loss itself instead).
+
+        ``stats_layout``: "per_class" or "released" (module docstring); ``anchors_per_location`` (na): the
+        rows of the [N, C] logits come in groups of na anchors of one location (the head's layout)."""
         if grad_mode not in GRAD_MODES:
             raise ValueError(f"grad_mode must be one of {GRAD_MODES}, got {grad_mode!r}")
         if not neg_grad_scale > 0:
             raise ValueError(f"neg_grad_scale must be > 0, got {neg_grad_scale}")
+        if stats_layout not in STATS_LAYOUTS:
+            raise ValueError(f"stats_layout must be one of {STATS_LAYOUTS}, got {stats_layout!r}")
+        if int(anchors_per_location) < 1:
+            raise ValueError(f"anchors_per_location must be >= 1, got {anchors_per_location}")
+        self.stats_layout = stats_layout
+        self.anchors_per_location = int(anchors_per_location)
         self.neg_grad_scale = float(neg_grad_scale)
         self.num_classes = int(num_classes)
         self.grad_mode = grad_mode
@@ -80,6 +99,22 @@ class GradStatsMixin(nn.Module):
         neg = (grad.sum(dim=0) - pos[1]).clamp_(min=0)
         return torch.stack([pos[0], neg])
 
+    def _split_stats(self, grad, pos_index):
+        """[N, C] gradient -> [2, C] per-class (positive, negative) sums of |grad| in ``stats_layout``."""
+        if self.stats_layout == "per_class":
+            return self._split_by_target(grad, pos_index)
+        # "released": regroup each location's [anchor][class] gradients as the authors' collector reads
+        # them (module docstring), then sum |grad| at the positive (row, class) elements and elsewhere.
+        # Signs no longer follow the targets after the regrouping, so |grad| is taken explicitly.
+        na = self.anchors_per_location
+        n, c = grad.shape
+        if n % na:
+            raise ValueError(f"{n} rows are not whole locations of {na} anchors")
+        read = grad.detach().float().reshape(n // na, na, c).transpose(1, 2).reshape(n, c).abs()
+        rows, cols = (i.to(read.device) for i in pos_index)
+        pos = torch.zeros(c, dtype=read.dtype, device=read.device).index_add_(0, cols, read[rows, cols])
+        return torch.stack([pos, (read.sum(dim=0) - pos).clamp_(min=0)])
+
     @staticmethod
     def _accumulate(pending, stats):
         return stats if pending is None else pending + stats.to(pending.device)
@@ -105,7 +140,7 @@ class GradStatsMixin(nn.Module):
             return pos_index  # no backward will follow (eval, no_grad, or frozen logits): collect nothing
         if self.grad_mode == "hook":
             def hook(grad):
-                stats = self._split_by_target(grad, pos_index)
+                stats = self._split_stats(grad, pos_index)
                 self._pending_hook = self._accumulate(self._pending_hook, stats)
 
             x.register_hook(hook)
@@ -119,7 +154,7 @@ class GradStatsMixin(nn.Module):
                     grad_abs = grad_abs * row_weight.detach().reshape(-1, 1).to(grad_abs)
                 if isinstance(normalizer, torch.Tensor):
                     normalizer = normalizer.detach().float().to(grad_abs.device)
-                stats = self._split_by_target(grad_abs / normalizer, pos_index)
+                stats = self._split_stats(grad_abs / normalizer, pos_index)
             self._pending_analytic = self._accumulate(self._pending_analytic, stats)
         return pos_index
 
@@ -131,7 +166,8 @@ class GradStatsMixin(nn.Module):
         or analytic mode) they are collected the generic way and the sink is None.
         """
         covers = pos_index is not None or pos_mask is None
-        if covers and self.grad_mode == "hook":
+        # The fused kernel gathers the per-class layout only; the released one needs the whole gradient.
+        if covers and self.grad_mode == "hook" and self.stats_layout == "per_class":
             if pos_index is None:
                 pos_index = targets.detach().nonzero(as_tuple=True)
             return pos_index, True, self._fused_stats_sink(x)
