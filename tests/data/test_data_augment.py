@@ -1,5 +1,6 @@
 import random
 
+import cv2
 import numpy as np
 import pytest
 
@@ -133,3 +134,33 @@ def test_random_affine_clips_boxes_and_fills_114():
     out, _ = random_affine(img, np.zeros((0, 5)), target_size=(60, 60), degrees=0.0, translate=0.0,
                            scales=(1.0, 1.0), shear=0.0)
     assert np.all(out[:40, :40] == 0) and np.all(out[45:, :] == 114)
+
+
+def test_hsv_gains_jitter_multiplies_each_channel():
+    from yolox.data.data_augment import augment_hsv_gains
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    same = img.copy()
+    augment_hsv_gains(same, 0.0, 0.0, 0.0)  # factors of exactly 1: only the HSV round trip
+    round_trip = cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_BGR2HSV), cv2.COLOR_HSV2BGR)
+    assert np.array_equal(same, round_trip)
+
+    np.random.seed(3)
+    factors = np.random.uniform(-1, 1, 3) * [0.015, 0.7, 0.4] + 1
+    np.random.seed(3)
+    out = img.copy()
+    augment_hsv_gains(out)
+    hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV).astype(np.float64)
+    expected = np.stack([np.floor(hsv[..., 0] * factors[0]) % 180,
+                         np.clip(np.floor(hsv[..., 1] * factors[1]), 0, 255),
+                         np.clip(np.floor(hsv[..., 2] * factors[2]), 0, 255)], -1).astype(np.uint8)
+    assert np.array_equal(out, cv2.cvtColor(expected, cv2.COLOR_HSV2BGR))
+
+
+def test_lvis_exps_use_the_released_colour_jitter_and_the_stand_in_keeps_yolox():
+    from yolox.exp import LTProxyExp, LVISExp
+
+    lvis = LVISExp()
+    assert lvis.hsv_gains == (0.015, 0.7, 0.4) and lvis.mixup_scale == (0.8, 1.6)
+    assert LTProxyExp().hsv_gains is None

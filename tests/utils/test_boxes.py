@@ -1,4 +1,5 @@
 """Post-processing against straightforward reference implementations."""
+import pytest
 import torch
 import torchvision
 
@@ -85,3 +86,78 @@ def test_box_conversions():
     torch.testing.assert_close(xyxy2cxcywh(xyxy), torch.tensor([[20.0, 40.0, 20.0, 40.0]]))
     torch.testing.assert_close(cxcywh2xyxy(xyxy2cxcywh(xyxy)), xyxy)
     torch.testing.assert_close(xyxy2xywh(xyxy), torch.tensor([[10.0, 20.0, 20.0, 40.0]]))
+
+
+# ----------------------------------------------------------------------------- YOLOX*'s released inference
+
+
+def _released_predictor(prediction, num_classes, sizes, image_hw, pre_nms_topk, nms_thre, max_det):
+    """The authors' inference written out (ModelTC/EOD base_multicls + retina_multicls): per level clip, drop
+    boxes with no area, top-k of the flattened [anchors, classes] scores, then per-class NMS via boxes
+    shifted by class * 4096, sorted by score, first max_det."""
+    from torchvision.ops import nms
+
+    rows = []
+    for i, pred in enumerate(prediction):
+        h, w = image_hw[i]
+        xyxy = torch.cat([pred[:, :2] - pred[:, 2:4] / 2, pred[:, :2] + pred[:, 2:4] / 2], 1)
+        xyxy[:, 0::2] = xyxy[:, 0::2].clamp(0, w)
+        xyxy[:, 1::2] = xyxy[:, 1::2].clamp(0, h)
+        scores = pred[:, 5:] * pred[:, 4:5]
+        start, cands = 0, []
+        for size in sizes:
+            boxes, sc = xyxy[start:start + size], scores[start:start + size]
+            index = torch.arange(start, start + size)
+            start += size
+            keep = (boxes[:, 2] - boxes[:, 0] > 0) & (boxes[:, 3] - boxes[:, 1] > 0)
+            boxes, sc, index = boxes[keep], sc[keep], index[keep]
+            flat, order = sc.flatten().sort(descending=True)
+            k = min(pre_nms_topk, boxes.shape[0])
+            for s, o in zip(flat[:k], order[:k]):
+                anchor, cls = int(o) // num_classes, int(o) % num_classes
+                cands.append((float(s), index[anchor].item(), cls, boxes[anchor]))
+        cands.sort(key=lambda c: -c[0])
+        boxes = torch.stack([c[3] for c in cands])
+        cls = torch.tensor([c[2] for c in cands], dtype=torch.float32)
+        scores = torch.tensor([c[0] for c in cands])
+        kept = nms(boxes + cls[:, None] * 4096, scores, nms_thre)[:max_det]
+        rows.append([(cands[k][1], cands[k][2]) for k in kept.tolist()])
+    return rows
+
+
+def test_level_topk_postprocess_equals_the_released_predictor():
+    from yolox.utils import level_sizes, level_topk_postprocess
+
+    gen = torch.Generator().manual_seed(0)
+    num_classes, input_hw = 6, (64, 96)
+    sizes = level_sizes(input_hw, (8, 16, 32), anchors_per_location=2)
+    assert sizes == [2 * 8 * 12, 2 * 4 * 6, 2 * 2 * 3]
+    n = sum(sizes)
+    centres = torch.rand(2, n, 2, generator=gen) * torch.tensor([110.0, 80.0]) - 5  # some outside the image
+    wh = torch.rand(2, n, 2, generator=gen) * 30 + 2
+    pred = torch.cat([centres, wh, torch.rand(2, n, 1 + num_classes, generator=gen)], dim=2)
+    image_hw = [(60.0, 90.0), (64.0, 70.0)]
+    out = level_topk_postprocess(pred, num_classes, conf_thre=0.0, nms_thre=0.5, max_det=25, input_hw=input_hw,
+                                 image_hw=image_hw, anchors_per_location=2, pre_nms_topk=40)
+    expected = _released_predictor(pred, num_classes, sizes, image_hw, 40, 0.5, 25)
+    for i in range(2):
+        assert out[i].shape == (25, 7)
+        # which (anchor, class) pairs, in order: match the rows' boxes, scores and classes
+        for row, (anchor, cls) in zip(out[i], expected[i]):
+            assert int(row[6]) == cls
+            torch.testing.assert_close(row[4] * row[5], pred[i, anchor, 4] * pred[i, anchor, 5 + cls])
+        h, w = image_hw[i]
+        assert (out[i][:, 0] >= 0).all() and (out[i][:, 2] <= w).all() and (out[i][:, 3] <= h).all()
+    # The per-level cut: with top-1 per level at most 3 candidates survive.
+    few = level_topk_postprocess(pred, num_classes, input_hw=input_hw, image_hw=image_hw, anchors_per_location=2,
+                                 pre_nms_topk=1)
+    assert all(o.shape[0] <= 3 for o in few)
+
+
+def test_level_topk_postprocess_refuses_a_wrong_input_size():
+    from yolox.utils import level_topk_postprocess
+
+    pred = torch.rand(1, 2 * (64 + 16 + 4), 8)
+    level_topk_postprocess(pred, 3, input_hw=(64, 64), anchors_per_location=2)
+    with pytest.raises(ValueError, match="do not match"):
+        level_topk_postprocess(pred, 3, input_hw=(96, 64), anchors_per_location=2)

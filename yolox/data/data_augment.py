@@ -14,6 +14,7 @@ import numpy as np
 
 __all__ = [
     "augment_hsv",
+    "augment_hsv_gains",
     "get_affine_matrix",
     "apply_affine_to_bboxes",
     "random_affine",
@@ -41,6 +42,22 @@ def augment_hsv(img, hgain=5, sgain=30, vgain=30):
     hsv[..., 1] = np.clip(hsv[..., 1] + offsets[1], 0, 255)
     hsv[..., 2] = np.clip(hsv[..., 2] + offsets[2], 0, 255)
     cv2.cvtColor(hsv.astype(img.dtype), cv2.COLOR_HSV2BGR, dst=img)
+
+
+def augment_hsv_gains(img, hgain=0.015, sgain=0.7, vgain=0.4):
+    """Multiply hue, saturation and value of ``img`` (HWC BGR uint8) IN PLACE by random factors.
+
+    Each factor is drawn uniformly from [1 - gain, 1 + gain]; hue wraps around (0-179), S and V saturate.
+    This is the colour jitter of the EFL authors' pipeline (their ``augment_hsv`` with these gains).
+    """
+    factors = np.random.uniform(-1, 1, 3) * [hgain, sgain, vgain] + 1
+    levels = np.arange(256, dtype=np.float32)
+    tables = [((levels * factors[0]) % 180).astype(np.uint8),
+              np.clip(levels * factors[1], 0, 255).astype(np.uint8),
+              np.clip(levels * factors[2], 0, 255).astype(np.uint8)]
+    channels = cv2.split(cv2.cvtColor(img, cv2.COLOR_BGR2HSV))
+    hsv = cv2.merge([cv2.LUT(c, t) for c, t in zip(channels, tables)])
+    cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR, dst=img)
 
 
 def _draw(value, center=0.0):
@@ -166,10 +183,13 @@ class TrainTransform:
     boxes are used instead so that a labelled image never becomes a negative.
     """
 
-    def __init__(self, max_labels=50, flip_prob=0.5, hsv_prob=1.0):
+    def __init__(self, max_labels=50, flip_prob=0.5, hsv_prob=1.0, hsv_gains=None):
+        """``hsv_gains``: None for YOLOX's colour jitter (:func:`augment_hsv`), or (h, s, v) gains for the
+        multiplicative jitter of :func:`augment_hsv_gains`."""
         self.max_labels = max_labels
         self.flip_prob = flip_prob
         self.hsv_prob = hsv_prob
+        self.hsv_gains = tuple(hsv_gains) if hsv_gains is not None else None
 
     def __call__(self, image, targets, input_dim):
         boxes = targets[:, :4].copy()
@@ -184,7 +204,10 @@ class TrainTransform:
         original_labels = labels
 
         if random.random() < self.hsv_prob:
-            augment_hsv(image)
+            if self.hsv_gains is None:
+                augment_hsv(image)
+            else:
+                augment_hsv_gains(image, *self.hsv_gains)
         image, boxes = mirror(image, boxes, self.flip_prob)
         image, r = preproc(image, input_dim)
         boxes = xyxy_to_cxcywh(boxes) * r

@@ -27,6 +27,8 @@ class LTProxyExp(LVISExp):
         self.multiscale_range = 1
         self.mosaic_scale = (0.5, 1.5)
         self.enable_mixup = False
+        # The stand-in keeps YOLOX's colour jitter, with which its tables were measured (docs/lt_benchmark.md).
+        self.hsv_gains = None
         self.max_labels = 100
         # RFS repeats classes seen in fewer than t of the images. LVIS's t = 0.001 assumes 100k images; on
         # 1600 it would repeat nothing, so t = 0.01 repeats a 1-image class 4x and leaves the head alone.

@@ -29,6 +29,10 @@ class LVISExp(Exp):
         self.nmsthre = 0.65
         self.max_det = 300
         self.eval_interval = 10
+        # The EFL authors' augmentation (ModelTC/EOD's YOLOX and EFL configs alike): multiplicative HSV gains
+        # and mixup scale (0.8, 1.6) where upstream YOLOX has integer HSV offsets and (0.5, 1.5).
+        self.hsv_gains = (0.015, 0.7, 0.4)
+        self.mixup_scale = (0.8, 1.6)
         self.exp_name = os.path.split(os.path.realpath(__file__))[1].split(".")[0]
 
     def use_yolox_star(self, cls_loss):

@@ -72,6 +72,8 @@ class Exp(BaseExp):
         self.mosaic_prob = 1.0
         self.mixup_prob = 1.0
         self.hsv_prob = 1.0
+        # None: YOLOX's colour jitter (integer HSV offsets); (h, s, v): multiplicative gains instead.
+        self.hsv_gains = None
         self.flip_prob = 0.5
         self.degrees = 10.0
         self.translate = 0.1
@@ -179,7 +181,8 @@ class Exp(BaseExp):
 
         return self._dataset_class()(
             data_dir=self.get_data_dir(), json_file=self.train_ann, name=self.train_name, img_size=self.input_size,
-            preproc=TrainTransform(max_labels=self.max_labels, flip_prob=self.flip_prob, hsv_prob=self.hsv_prob),
+            preproc=TrainTransform(max_labels=self.max_labels, flip_prob=self.flip_prob, hsv_prob=self.hsv_prob,
+                                   hsv_gains=self.hsv_gains),
             cache=cache, cache_type=cache_type, skip_bad_images=self.skip_bad_images,
         )
 
@@ -203,7 +206,8 @@ class Exp(BaseExp):
         dataset = self.get_dataset(cache=cache_img is not None, cache_type=cache_img or "ram")
         self.dataset = MosaicDetection(
             dataset, img_size=self.input_size, mosaic=not no_aug,
-            preproc=TrainTransform(max_labels=self.max_labels, flip_prob=self.flip_prob, hsv_prob=self.hsv_prob),
+            preproc=TrainTransform(max_labels=self.max_labels, flip_prob=self.flip_prob, hsv_prob=self.hsv_prob,
+                                   hsv_gains=self.hsv_gains),
             degrees=self.degrees, translate=self.translate, mosaic_scale=self.mosaic_scale,
             mixup_scale=self.mixup_scale, shear=self.shear, enable_mixup=self.enable_mixup,
             mosaic_prob=self.mosaic_prob, mixup_prob=self.mixup_prob,
