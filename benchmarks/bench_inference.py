@@ -7,7 +7,7 @@ and parameters are counted by ``thop``.
 
     python benchmarks/bench_inference.py [--size 640] [--rounds 10] [--threads 2] [--batch 1]
 
-Target (issue, item 6): ONNX Runtime latency <= PyTorch eager latency for both models.
+Target (docs/benchmarks.md, target 6): ONNX Runtime latency <= PyTorch eager latency for both models.
 """
 import argparse
 import sys

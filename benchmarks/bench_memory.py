@@ -8,7 +8,7 @@ the warm-up: the table reports the RSS at a few points, the least-squares slope 
 
     python benchmarks/bench_memory.py [--iters 200] [--size 256] [--batch 2] [--threads 2]
 
-Target (issue, item 7): no growth over 200 iterations: slope x 100 iterations <= --tolerance-mb (default
+Target (docs/benchmarks.md, target 7): no growth over 200 iterations: slope x 100 iterations <= --tolerance-mb (default
 16 MB per 100 iterations, about a quarter of one batch's activations here) and end-minus-start growth under
 the same bound, and the same number of live torch tensors (gc) at the start and the end of the window.
 """

@@ -15,7 +15,7 @@ ratios, so slow phases of a shared machine hit numerator and denominator alike.
     python benchmarks/bench_train_step.py [--size 320] [--batch 4] [--rounds 7] [--threads 2]
     python benchmarks/bench_train_step.py --profile efl     # + torch.profiler top ops of one variant
 
-Targets (issue, item 1): YOLOX*-S EFL step <= YOLOX-S sigmoid step; EFL <= 1.05 x FL; EQFL <= 1.05 x QFL.
+Targets (docs/benchmarks.md, target 1): YOLOX*-S EFL step <= YOLOX-S sigmoid step; EFL <= 1.05 x FL; EQFL <= 1.05 x QFL.
 """
 import argparse
 import functools

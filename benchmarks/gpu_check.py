@@ -1,6 +1,6 @@
-"""The GPU check (issue item 8): training throughput and memory, and the EFL statistics under AMP.
+"""The GPU check (docs/benchmarks.md, section 8): training throughput and memory, and the EFL statistics under AMP.
 
-Run through ``benchmarks/gpu_check.sh`` (which sets PYTHONPATH and installs carried wheels). Three parts:
+Run through ``benchmarks/gpu_check.sh`` (which sets PYTHONPATH and installs any wheels in ``.whl/``). Three parts:
 
 1. throughput  images/s and peak GPU memory of a training step (``Trainer.train_one_iter``: forward under
                autocast, GradScaler backward, EFL statistics commit, SGD, EMA) for YOLOX-S/M sigmoid (SimOTA)

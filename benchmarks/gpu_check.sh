@@ -1,20 +1,20 @@
 #!/usr/bin/env bash
-# The GPU check in one command (issue item 8); see benchmarks/gpu_check.py and docs/benchmarks.md.
+# The GPU check in one command; see benchmarks/gpu_check.py and docs/benchmarks.md (section 8).
 #
-#   bash benchmarks/gpu_check.sh                 # on the device machine (one H100: about 3-5 minutes)
+#   bash benchmarks/gpu_check.sh                 # on a machine with a CUDA GPU (one H100: about 3-5 minutes)
 #   bash benchmarks/gpu_check.sh --cpu-dry-run   # anywhere: tiny sizes on the CPU, checks the script
 #
-# Runs the project from the working tree (PYTHONPATH=., nothing pip-installed). Python packages missing on
-# the device image (loguru, pycocotools, faster-coco-eval, thop) travel as wheels in .whl/ (git-ignored;
-# download command in docs/benchmarks.md) and are installed into /tmp/site here. Results go to $OUT when
-# set (the device tool's output folder), else /tmp/gpu_check_out. Extra arguments go to gpu_check.py.
+# Runs the project from the working tree (PYTHONPATH=., nothing pip-installed). Python packages the machine
+# lacks (e.g. loguru, pycocotools, faster-coco-eval, thop) can be placed as wheels in .whl/ (git-ignored;
+# download command in docs/benchmarks.md); they are installed into /tmp/site here. Results go to $OUT when
+# set, else /tmp/gpu_check_out. Extra arguments go to gpu_check.py.
 set -eo pipefail
 cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-python3}
 export PYTHONPATH="$PWD"
 if compgen -G ".whl/*.whl" >/dev/null; then
-    # The wheels are built for the device's Python 3.12; elsewhere (a CPU dry run here) the installed packages serve.
+    # Wheels are built for one Python version (3.12 in the docs' command); on another the installed packages serve.
     if "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl; then
         export PYTHONPATH="$PWD:/tmp/site"
     else

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The user's commands on a GPU, end to end (issue 2's device side): train with --fp16 through torchrun
+# The user's commands on a GPU, end to end: train with --fp16 through torchrun
 # (NCCL process group, EFL statistics and EMA under AMP), resume it, evaluate with --fp16, demo on the GPU.
 #
-#   bash benchmarks/gpu_cli_check.sh            # on the device machine, after gpu_check.sh (~1-2 minutes)
+#   bash benchmarks/gpu_cli_check.sh            # on a machine with a CUDA GPU, after gpu_check.sh (~1-2 minutes)
 #   bash benchmarks/gpu_cli_check.sh cpu        # anywhere: the same steps on the CPU (gloo), to check the script
 #
 # Data: the 'quick' long-tailed dataset (tools/make_lt_dataset.py), trained for EPOCHS epochs (default 30, the

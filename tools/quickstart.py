@@ -6,7 +6,6 @@ AP / APr / APc / APf table and a picture of the detections.
 """
 import argparse
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,10 +13,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from yolox.data.lt_generator import format_group_summary, generate_lt_dataset, preset_spec  # noqa: E402
-from yolox.exp import get_exp  # noqa: E402
-
+# PyTorch and the project are imported inside main(), after the first lines are printed: on a fresh install
+# the first import of torch alone can take a minute.
 EXP_FILE = "exps/example/lt_proxy/yolox_nano_efl_quick.py"
+STAGES = 4
+DEMO_CONF = 0.25  # YOLOX*'s score is class x IoU probability; at 0.25 the measured run draws 5 labels on its demo image
+DEMO_NMS = 0.5  # as `tools/demo.py --nms 0.5`: one box per object and class
+DEMO_MIN_SIDE = 512  # the 256 px validation images are enlarged to this before drawing, so that labels read well
 
 
 def make_parser():
@@ -29,61 +31,122 @@ def make_parser():
     return parser
 
 
+def stage(number, text):
+    print(f"\n[{number}/{STAGES}] {text}", flush=True)
+
+
 def run(*args):
-    print("$ " + " ".join(str(a) for a in args), flush=True)
+    print("$ python " + " ".join(str(a) for a in args), flush=True)
     subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, check=True)
 
 
-DEMO_CONF = 0.25  # YOLOX*'s score is class x IoU probability; at 0.25 the measured run draws 5 labels on its demo image
+def choose_demo_image(detections, gt):
+    """The id of the validation image whose rare objects the checkpoint detects with their own class most
+    often (at the demo's score threshold; ties: more rare objects, then lower id), and a summary of it and
+    of the rates over the whole validation set, so that the picture's message is neither hidden nor oversold."""
+    from yolox.evaluators.lt_diagnostics import rare_hits_by_image, recall_by_group
 
-
-def choose_demo_image(exp, ckpt, val_json):
-    """The validation image whose rare objects the checkpoint detects with their own class most often (at the
-    demo's score threshold; ties: more rare objects, then lower id), with its counts and the rates over the
-    whole validation set, so that the picture's message is neither hidden nor oversold."""
-    from yolox.evaluators.lt_diagnostics import detect_validation_set, rare_hits_by_image, recall_by_group
-
-    detections, _ = detect_validation_set(exp, ckpt)
-    gt = json.loads(Path(val_json).read_text())
     hits = rare_hits_by_image(gt, detections, DEMO_CONF)
     best = max(hits, key=lambda i: (hits[i][1], hits[i][0], -i))
-    url = next(img["coco_url"] for img in gt["images"] if img["id"] == best)
-    path = Path(val_json).parents[1] / Path(url).parent.name / Path(url).name
     total = sum(n for n, _ in hits.values())
     found = sum(h for _, h in hits.values())
     rare = recall_by_group(gt, detections)["r"]
     summary = (f"rare objects in the validation set: {total}; detected with their class at score >= {DEMO_CONF}: "
                f"{found}; with their class as the best-scoring label: {100 * rare['top1']:.0f} %\n"
-               f"  demo image {path.name}: {hits[best][0]} rare objects, {hits[best][1]} detected with their class")
-    return path, summary
+               f"  demo image: {hits[best][0]} rare objects, {hits[best][1]} detected with their class")
+    return best, summary
+
+
+def image_path(gt, image_id, val_json):
+    """The file of a validation image: ``<dataset>/<split folder>/<file>`` as its ``coco_url`` names them."""
+    url = next(img["coco_url"] for img in gt["images"] if img["id"] == image_id)
+    return Path(val_json).parents[1] / Path(url).parent.name / Path(url).name
+
+
+def draw_demo(detections, gt, image_id, path, out_path):
+    """Draw the image's detections scoring >= DEMO_CONF (after class-wise NMS at DEMO_NMS), rare classes
+    named '(rare)', on the image enlarged to DEMO_MIN_SIDE; returns (drawn, of which rare)."""
+    import cv2
+    import numpy as np
+    import torch
+    from torchvision.ops import batched_nms
+
+    from yolox.utils import vis
+
+    categories = sorted(gt["categories"], key=lambda c: c["id"])
+    index_of = {c["id"]: i for i, c in enumerate(categories)}  # the contiguous class order of the dataset
+    names = [c["name"] + (" (rare)" if c.get("frequency") == "r" else "") for c in categories]
+    dets = [d for d in detections if d["image_id"] == image_id and d["score"] >= DEMO_CONF]
+    boxes = torch.tensor([[x, y, x + w, y + h] for x, y, w, h in (d["bbox"] for d in dets)],
+                         dtype=torch.float32).reshape(-1, 4)
+    scores = torch.tensor([d["score"] for d in dets], dtype=torch.float32)
+    classes = torch.tensor([index_of[d["category_id"]] for d in dets], dtype=torch.int64)
+    keep = batched_nms(boxes, scores, classes, DEMO_NMS)
+    boxes, scores, classes = boxes[keep].numpy(), scores[keep].numpy(), classes[keep].numpy()
+
+    img = cv2.imread(str(path))
+    scale = max(1.0, DEMO_MIN_SIDE / min(img.shape[:2]))
+    img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+    picture = vis(img, boxes * scale, scores, classes, DEMO_CONF, names, legend_panel=True)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(out_path), picture)
+    rare = int(np.sum([categories[c].get("frequency") == "r" for c in classes]))
+    return len(keep), rare
 
 
 def main():
     args = make_parser().parse_args()
+    print("YOLOX-LT quickstart: a small long-tailed dataset, YOLOX-nano + EFL trained on it "
+          f"({args.device}), its AP / APr / APc / APf and a picture of its detections.", flush=True)
+    stage(1, "dataset (loading PyTorch first: the first import after installing can take a minute)")
+    from yolox.data.lt_generator import format_group_summary, generate_lt_dataset, preset_spec
+    from yolox.exp import get_exp
+
     exp = get_exp(str(ROOT / EXP_FILE))
     data_dir = Path(exp.get_data_dir())
     val_json = data_dir / "annotations" / exp.val_ann
     if not val_json.is_file():
         print(f"generating the 'quick' long-tailed dataset in {data_dir}", flush=True)
         generate_lt_dataset(data_dir, preset_spec("quick"), progress=True)
+    else:
+        print(f"using the dataset in {data_dir}", flush=True)
     print(format_group_summary(data_dir / "annotations" / exp.train_ann, val_json), flush=True)
 
+    out_dir = Path(exp.output_dir) / exp.exp_name
+    if not out_dir.is_absolute():
+        out_dir = ROOT / out_dir
+    epochs = args.epochs or exp.max_epoch
+    plural = "s" if epochs != 1 else ""
+    stage(2, f"training YOLOX-nano + EFL for {epochs} epoch{plural} ({args.device}); the trainer logs a first ETA "
+             f"after 2 iterations, then progress every {exp.print_interval} iterations "
+             f"(full log: {out_dir / 'train_log.txt'})")
     opts = ["max_epoch", str(args.epochs), "eval_interval", str(args.epochs)] if args.epochs else []
     run("tools/train.py", "-f", EXP_FILE, "-b", args.batch_size, "-d", args.devices, "--device", args.device, *opts)
-    out_dir = Path(exp.output_dir) / exp.exp_name
     ckpt = out_dir / "latest_ckpt.pth"
+
+    stage(3, "evaluating the trained model on the validation set (LVIS protocol: AP, APr, APc, APf)")
     run("tools/eval.py", "-f", EXP_FILE, "-c", ckpt, "-b", args.batch_size, "-d", 1, "--device", args.device)
-    image, summary = choose_demo_image(exp, ckpt, val_json)
-    run("tools/demo.py", "image", "-f", EXP_FILE, "-c", ckpt, "--path", image, "--save_result", "--device",
-        "cpu", "--conf", str(DEMO_CONF), "--nms", "0.5")
-    pictures = sorted((out_dir / "vis_res").rglob(image.name), key=os.path.getmtime)
+
+    stage(4, "drawing the detections of the validation image whose rare objects it finds most often")
+    from yolox.evaluators.lt_diagnostics import detect_validation_set
+
+    detections, _ = detect_validation_set(exp, ckpt)
+    gt = json.loads(val_json.read_text())
+    image_id, summary = choose_demo_image(detections, gt)
+    image = image_path(gt, image_id, val_json)
+    picture = out_dir / "vis_res" / f"quickstart_{image.stem}.png"
+    drawn, rare = draw_demo(detections, gt, image_id, image, picture)
 
     print("\nDone.")
     print(f"  checkpoint:        {ckpt}")
     print(f"  per-class AP:      {out_dir / 'lvis_per_category_ap.csv'}")
     print(f"  training log:      {out_dir / 'train_log.txt'} (tensorboard: {out_dir / 'tensorboard'})")
-    print(f"  detections drawn:  {pictures[-1] if pictures else '(none written)'}")
+    print(f"  detections drawn:  {picture} ({image.name}: {drawn} detections at score >= {DEMO_CONF}, "
+          f"{rare} of rare classes, named '(rare)')")
     print(f"  {summary}")
+    print("Draw the detections of other images:")
+    print(f"  python tools/demo.py image -f {EXP_FILE} -c {ckpt} --path {image.parent} --save_result "
+          f"--conf {DEMO_CONF} --nms {DEMO_NMS}")
     print("Train the real thing (LVIS v1, see datasets/README.md):")
     print("  python tools/train.py -f exps/yolox_m_eqfl_lvis.py -d 8 -b 128 --fp16")
 

@@ -2,8 +2,10 @@
 and in two gloo processes."""
 import csv
 import json
+import math
 import os
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -164,6 +166,30 @@ def test_lvis_evaluator_known_ap_and_csv(tmp_path):
         rows = list(csv.DictReader(f))
     assert [(r["category_id"], r["name"], r["frequency"], float(r["AP"])) for r in rows] == [
         ("10", "cup", "f", 1.0), ("20", "dog", "c", 1.0), ("30", "yak", "r", 0.0)]
+
+
+def test_coco_summary_explains_its_minus_ones(tmp_path):
+    evaluator = make_evaluator("coco", write_gt(tmp_path, lvis_style=False), None)
+    _, _, summary = evaluator.evaluate(TablePredictor(prediction_table()))
+    m = evaluator.last_metrics
+    assert math.isnan(m["APl"])  # the images are at most 200 px: no object of area > 96x96
+    assert "(AP) @[ IoU=0.50:0.95 | area= large | maxDets=100 ] = -1.000" in summary
+    assert ("APl = -1.000 (so is its AR): the evaluated images have no large object (area > 96x96 px) to "
+            "average over") in summary
+    explained = set(re.findall(r"^(AP\w*) = -1\.000", summary, flags=re.M))
+    assert explained == {k for k in ("AP", "AP50", "AP75", "APs", "APm", "APl") if math.isnan(m[k])}
+
+
+def test_lvis_summary_shows_and_explains_metrics_without_ground_truth(tmp_path):
+    evaluator = make_evaluator("lvis", write_gt(tmp_path, lvis_style=True), None)
+    _, _, summary = evaluator.evaluate(TablePredictor(prediction_table()))
+    assert math.isnan(evaluator.last_metrics["APl"])
+    assert "nan" not in summary
+    header, _, row = summary.splitlines()[1:4]  # after the speed line
+    cells = dict(zip([c.strip() for c in header.split("|")], [c.strip() for c in row.split("|")]))
+    assert cells["APl"] == "n/a" and cells["APr"] == "0.00" and cells["AP"] == "66.67"
+    assert "APl = n/a: the evaluated images have no large object (area > 96x96 px) to average over" in summary
+    assert "APr = n/a" not in summary  # APr has ground truth (and is 0)
 
 
 # --------------------------------------------------------------------------- two gloo processes

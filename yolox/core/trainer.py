@@ -11,6 +11,14 @@ after the states were recorded, so a resumed run builds the same batches, with t
 (DataLoader worker seeds derive from the torch state), as the run that was interrupted. Evaluation leaves the
 random-number states as it found them.
 
+Final epochs and evaluation: from epoch ``max_epoch - no_aug_epochs`` on (1-based; upstream YOLOX's rule, so
+the last ``no_aug_epochs + 1`` epochs) mosaic and mixup are off and the L1 box loss is added, so that training
+ends on whole, unmixed images with boxes fitted to them (the learning rate stays at its minimum over the last
+``no_aug_epochs``). Evaluation runs after every ``eval_interval``-th epoch and after the last epoch, in those
+final epochs as in the others; ``best_ckpt.pth`` is the best evaluated so far. (Upstream evaluates after each
+final epoch regardless of ``eval_interval``: 16 passes over LVIS val's ~20k images with ``no_aug_epochs`` 15;
+set ``eval_interval 1`` to get that.)
+
 Non-finite steps: a step whose loss (on any rank) or gradient is not finite is skipped together with its EFL
 statistics, and the BatchNorm statistics its forward pass changed are put back.
 ``exp.max_consecutive_nonfinite`` (default 10) consecutive skipped steps stop the run with
@@ -20,6 +28,7 @@ the scale has then been halved 50 times, far beyond any legitimate back-off).
 """
 import datetime
 import io
+import math
 import os
 import random
 import time
@@ -91,6 +100,7 @@ class Trainer:
 
     max_consecutive_nonfinite = 10
     max_consecutive_overflow = 50
+    early_eta_iters = 2  # a first ETA after this many iterations of a run (before the first progress line)
 
     def __init__(self, exp, args):
         self.exp = exp
@@ -119,6 +129,7 @@ class Trainer:
         self.max_consecutive_nonfinite = getattr(exp, "max_consecutive_nonfinite", self.max_consecutive_nonfinite)
         self.max_consecutive_overflow = getattr(exp, "max_consecutive_overflow", self.max_consecutive_overflow)
         self.ckpt_interval_iters = int(getattr(exp, "ckpt_interval_iters", 0) or 0)
+        self.run_start_progress = 0  # the global iteration this run starts at (a resumed one: later)
         if self.rank == 0:
             os.makedirs(self.file_name, exist_ok=True)
         setup_logger(self.file_name, distributed_rank=self.rank, filename="train_log.txt", mode="a")
@@ -279,6 +290,7 @@ class Trainer:
                 f"{self.max_iter} iterations (different dataset, batch size or number of processes?)"
             )
         self.train_iter = None  # started by _restart_data_stream() at each resume point
+        self.run_start_progress = self.start_epoch * self.max_iter + self.start_iter_in_epoch
         self.lr_scheduler = self.exp.get_lr_scheduler(self.exp.basic_lr_per_img * self.args.batch_size, self.max_iter)
         if self.no_aug:
             model.head.use_l1 = True
@@ -344,7 +356,6 @@ class Trainer:
             self.train_loader.close_mosaic()
             logger.info("--->Add additional L1 loss now!")
             unwrap_model(self.model).head.use_l1 = True
-            self.exp.eval_interval = 1
             if not self.no_aug:
                 self.save_ckpt(ckpt_name="last_mosaic_epoch", next_position=(self.epoch, 0))
         self._restart_data_stream(self.epoch * self.max_iter + self.start_iter_in_epoch)
@@ -356,8 +367,16 @@ class Trainer:
 
     # ------------------------------------------------------------------ logging
     def after_iter(self):
+        left_iters = self.max_iter * self.max_epoch - (self.progress_in_iter + 1)
+        run_iters = self.progress_in_iter + 1 - self.run_start_progress
+        if run_iters == self.early_eta_iters and (self.iter + 1) % self.exp.print_interval != 0:
+            # A first estimate, long before the first progress line of a slow CPU run; from the latest step
+            # only, as the first one also waits for the data loader's workers to start.
+            eta = datetime.timedelta(seconds=int(self.meter["iter_time"].latest * left_iters))
+            logger.info(f"first {run_iters} iterations done, the last in {self.meter['iter_time'].latest:.2f}s: "
+                        f"about {eta} of training left, evaluations not included (progress every "
+                        f"{self.exp.print_interval} iterations)")
         if (self.iter + 1) % self.exp.print_interval == 0:
-            left_iters = self.max_iter * self.max_epoch - (self.progress_in_iter + 1)
             eta = datetime.timedelta(seconds=int(self.meter["iter_time"].global_avg * left_iters))
             losses = {k: v.latest for k, v in self.meter.get_filtered_meter("loss").items()}
             loss_str = ", ".join(f"{k}: {v:.3f}" for k, v in losses.items())
@@ -495,15 +514,24 @@ class Trainer:
         self.best_ap = max(self.best_ap, ap50_95)
         if self.rank == 0:
             if self.tblogger is not None:
-                self.tblogger.add_scalar("val/COCOAP50", ap50, self.epoch + 1)
-                self.tblogger.add_scalar("val/COCOAP50_95", ap50_95, self.epoch + 1)
-                for k, v in (getattr(self.evaluator, "last_metrics", None) or {}).items():
-                    if isinstance(v, (int, float)):
-                        self.tblogger.add_scalar(f"val/{k}", v, self.epoch + 1)
+                for tag, value in self.validation_scalars(ap50_95, ap50).items():
+                    self.tblogger.add_scalar(tag, value, self.epoch + 1)
             logger.info("\n" + summary)
         self.save_ckpt("last_epoch", update_best, ap=ap50_95)
         if self.save_history_ckpt:
             self.save_ckpt(f"epoch_{self.epoch + 1}", ap=ap50_95)
+
+    def validation_scalars(self, ap50_95, ap50):
+        """TensorBoard tag -> value of one evaluation: ``val/AP50_95`` and ``val/AP50`` (COCO or LVIS AP,
+        as the experiment's evaluator computes it), then the evaluator's other metrics (``val/AP75``,
+        ``val/APs`` ..., and for LVIS ``val/APr``, ``val/APc``, ``val/APf``). A metric with nothing to
+        average (e.g. APl without large objects in the validation set) is left out rather than logged NaN."""
+        scalars = {"val/AP50_95": float(ap50_95), "val/AP50": float(ap50)}
+        for key, value in (getattr(self.evaluator, "last_metrics", None) or {}).items():
+            if key in ("AP", "AP50") or not isinstance(value, (int, float)) or math.isnan(value):
+                continue
+            scalars[f"val/{key}"] = float(value)
+        return scalars
 
     def save_ckpt(self, ckpt_name, update_best_ckpt=False, ap=None, next_position=None):
         """Write ``<ckpt_name>_ckpt.pth`` (rank 0; every rank must call it, for the random states).

@@ -12,9 +12,24 @@ from tabulate import tabulate
 from .detection_gather import (broadcast_from_main, detections_to_coco, gather_detections, resolve_gt_json,
                                run_detector)
 
-__all__ = ["COCO_METRIC_KEYS", "coco_bbox_eval", "load_gt", "build_results_api", "COCOEvaluator"]
+__all__ = ["COCO_METRIC_KEYS", "coco_bbox_eval", "load_gt", "build_results_api", "unavailable_metrics_note",
+           "COCOEvaluator"]
 
 COCO_METRIC_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+
+# What a metric averages over; without any in the evaluated images it is NaN (pycocotools and the LVIS API
+# print -1), and the printed summaries say why.
+AVERAGED_OVER = {
+    "AP": "ground truth",
+    "AP50": "ground truth",
+    "AP75": "ground truth",
+    "APs": "small object (area < 32x32 px)",
+    "APm": "medium object (area 32x32 to 96x96 px)",
+    "APl": "large object (area > 96x96 px)",
+    "APr": "object of a rare category (frequency 'r')",
+    "APc": "object of a common category (frequency 'c')",
+    "APf": "object of a frequent category (frequency 'f')",
+}
 
 
 def _quiet(*_args, **_kwargs):
@@ -106,6 +121,14 @@ def coco_bbox_eval(gt_json_path, results):
     return metrics
 
 
+def unavailable_metrics_note(metrics, keys, shown_as="n/a"):
+    """One line per metric of ``keys`` that is NaN in ``metrics``, saying that the summary shows it as
+    ``shown_as`` and why; empty string when every metric has a value."""
+    lines = [f"{key} = {shown_as}: the evaluated images have no {AVERAGED_OVER.get(key, 'ground truth')} to "
+             "average over" for key in keys if math.isnan(metrics[key])]
+    return "\n".join(lines)
+
+
 def per_class_table(values_by_name, metric_name, num_pairs=3):
     """Upstream YOLOX's per-class table: ``num_pairs`` (class, value) column pairs, values in percent."""
     flat = list(itertools.chain(*[(name, "nan" if math.isnan(v) else f"{100 * v:.3f}")
@@ -174,6 +197,10 @@ class COCOEvaluator:
         gt_path = resolve_gt_json(dataset)
         metrics = coco_bbox_eval(gt_path, detections_to_coco(merged))
         summary = [self._speed_line(stats, self.dataloader.batch_size), metrics.pop("summary")]
+        # pycocotools prints -1.000 for an area range without ground truth, in its AP and AR lines alike
+        note = unavailable_metrics_note(metrics, COCO_METRIC_KEYS, "-1.000 (so is its AR)")
+        if note:
+            summary.append(note)
         names = _category_names(dataset, metrics["per_category"])
         if self.per_class_AP:
             summary.append("per class AP:\n" + per_class_table(

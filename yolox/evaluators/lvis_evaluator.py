@@ -16,7 +16,7 @@ import numpy as np
 from faster_coco_eval import COCO, COCOeval_faster
 from tabulate import tabulate
 
-from .coco_evaluator import COCOEvaluator, _mean_valid, _quiet, build_results_api, load_gt
+from .coco_evaluator import COCOEvaluator, _mean_valid, _quiet, build_results_api, load_gt, unavailable_metrics_note
 from .detection_gather import detections_to_coco, resolve_gt_json
 from .fast_lvis import AREA_LABELS, IOU_THRESHOLDS, lvis_precision, summarize_precision
 
@@ -165,9 +165,12 @@ def lvis_bbox_eval(gt_json_path, results, max_dets=300, per_category_csv=None, c
 
 
 def metrics_table(metrics, keys=LVIS_METRIC_KEYS):
-    """One-row tabulate table of ``metrics`` in percent."""
-    row = ["nan" if math.isnan(metrics[k]) else f"{100 * metrics[k]:.2f}" for k in keys]
-    return tabulate([row], headers=list(keys), tablefmt="pipe", stralign="right")
+    """One-row tabulate table of ``metrics`` in percent; a metric with nothing to average over (NaN) shows
+    ``n/a``, explained in a line below the table."""
+    row = ["n/a" if math.isnan(metrics[k]) else f"{100 * metrics[k]:.2f}" for k in keys]
+    table = tabulate([row], headers=list(keys), tablefmt="pipe", stralign="right", disable_numparse=True)
+    note = unavailable_metrics_note(metrics, keys, "n/a")
+    return table + "\n" + note if note else table
 
 
 class LVISEvaluator(COCOEvaluator):
