@@ -12,16 +12,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from loguru import logger  # noqa: E402
-
-from yolox.core import check_file, run_tool  # noqa: E402
-from yolox.data import ValTransform  # noqa: E402
-from yolox.exp import get_exp  # noqa: E402
-from yolox.models import fuse_model, half_for_inference  # noqa: E402
-from yolox.utils import YOLOXError, get_model_info, load_checkpoint_file, load_ckpt, resolve_device, vis  # noqa: E402
+# torch, OpenCV and yolox are imported where they are used, after the arguments are parsed: an argument
+# error is printed at once instead of after seconds of imports.
 
 IMAGE_EXT = (".jpg", ".jpeg", ".webp", ".bmp", ".png")
 
@@ -31,11 +23,13 @@ def make_parser():
     parser.add_argument("demo", default="image", choices=["image", "video", "webcam"], help="demo type")
     parser.add_argument("-expn", "--experiment-name", type=str, default=None)
     parser.add_argument("-n", "--name", type=str, default=None, help="model name")
-    parser.add_argument("--path", default="./assets/dog.jpg", help="an image, a folder of images, or a video")
+    parser.add_argument("--path", default=None, help="an image, a folder of images, or a video (image and video demos)")
     parser.add_argument("--camid", type=int, default=0, help="webcam camera id")
     parser.add_argument("--save_result", action="store_true", help="save the drawn images / video")
     parser.add_argument("-f", "--exp_file", default=None, type=str, help="experiment file")
     parser.add_argument("-c", "--ckpt", default=None, type=str, help="checkpoint")
+    parser.add_argument("--allow-partial-ckpt", action="store_true",
+                        help="load only the checkpoint tensors that fit the model (default: all must fit)")
     parser.add_argument("--device", default="cpu", type=str, choices=["cpu", "gpu", "cuda", "auto"])
     parser.add_argument("--conf", default=0.3, type=float, help="score threshold")
     parser.add_argument("--nms", default=0.3, type=float, help="NMS IoU threshold")
@@ -45,6 +39,14 @@ def make_parser():
     parser.add_argument("--fuse", dest="fuse", default=False, action="store_true", help="fuse conv and bn")
     parser.add_argument("--opts", default=None, nargs="+", help="experiment overrides: key value ...")
     return parser
+
+
+def parse_args(argv=None):
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    if args.demo != "webcam" and args.path is None:
+        parser.error(f"the {args.demo} demo needs --path (an image, a folder of images, or a video)")
+    return args
 
 
 def list_images(path):
@@ -59,6 +61,8 @@ class Predictor:
     original image's pixels."""
 
     def __init__(self, model, exp, class_names, device="cpu", fp16=False):
+        from yolox.data import ValTransform
+
         self.model = model
         self.exp = exp
         self.cls_names = class_names
@@ -73,6 +77,13 @@ class Predictor:
 
     def inference(self, img):
         """``img``: a path or a BGR uint8 array. Returns (detections ``[K, 7]`` or None, img_info dict)."""
+        import cv2
+        import numpy as np
+        import torch
+        from loguru import logger
+
+        from yolox.utils import YOLOXError
+
         if isinstance(img, str):
             path = img
             img = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_COLOR)
@@ -96,6 +107,8 @@ class Predictor:
         return outputs[0], {"file_name": path, "height": h, "width": w, "raw_img": img, "ratio": ratio}
 
     def visual(self, output, img_info, cls_conf=0.35):
+        from yolox.utils import vis
+
         img = img_info["raw_img"].copy()
         if output is None:
             return img
@@ -106,6 +119,11 @@ class Predictor:
 
 
 def image_demo(predictor, save_folder, path, save_result):
+    import cv2
+    from loguru import logger
+
+    from yolox.utils import YOLOXError
+
     files = list_images(path)
     if not files:
         raise YOLOXError(f"no images found at {path}")
@@ -125,6 +143,11 @@ def image_demo(predictor, save_folder, path, save_result):
 
 
 def video_demo(predictor, save_folder, args):
+    import cv2
+    from loguru import logger
+
+    from yolox.utils import YOLOXError
+
     cap = cv2.VideoCapture(args.path if args.demo == "video" else args.camid)
     if not cap.isOpened():
         raise YOLOXError(f"cannot open video {args.path if args.demo == 'video' else args.camid}")
@@ -153,32 +176,42 @@ def video_demo(predictor, save_folder, args):
     logger.info(f"processed {frames} frames")
 
 
-def cli():
-    args = make_parser().parse_args()
+def cli(args):
+    from loguru import logger
+
+    from yolox.core import check_devices, check_file
+    from yolox.exp import get_exp
+    from yolox.models import fuse_model, half_for_inference
+    from yolox.utils import YOLOXError, get_model_info
+    from yolox.utils.checkpoint import load_model_weights
+
     exp = get_exp(args.exp_file, args.name)
     exp.merge(args.opts)
+    if args.experiment_name:
+        exp.exp_name = args.experiment_name
     check_file(args.ckpt, "checkpoint")
     if args.demo == "image" and not os.path.exists(args.path):
         raise YOLOXError(f"--path not found: {args.path}")
-    device = resolve_device(args.device)
+    device = check_devices(args.device, None)
     exp.test_conf = args.conf
     exp.nmsthre = args.nms
     if args.tsize is not None:
         exp.test_size = (args.tsize, args.tsize)
-    file_name = os.path.join(exp.output_dir, args.experiment_name or exp.exp_name)
+    file_name = os.path.join(exp.output_dir, exp.exp_name)
     vis_folder = os.path.join(file_name, "vis_res", time.strftime("%Y_%m_%d_%H_%M_%S", time.localtime()))
 
     model = exp.get_model()
     logger.info(f"Model Summary: {get_model_info(model, exp.test_size)}")
     model.to(device).eval()
     if args.ckpt is not None:
-        ckpt = load_checkpoint_file(args.ckpt, map_location=device)
-        load_ckpt(model, ckpt["model"] if "model" in ckpt else ckpt)
+        load_model_weights(model, args.ckpt, map_location=device, allow_partial=args.allow_partial_ckpt)
         logger.info("loaded checkpoint done.")
     else:
         logger.warning("no checkpoint given (-c): the model has random weights")
     if args.fuse:
         model = fuse_model(model)
+    if args.fp16 and device != "cuda":
+        logger.warning("--fp16 needs CUDA; running in float32 on the CPU")
     fp16 = args.fp16 and device == "cuda"
     if fp16:
         model = half_for_inference(model)
@@ -190,4 +223,7 @@ def cli():
 
 
 if __name__ == "__main__":
-    run_tool(cli)
+    parsed = parse_args()
+    from yolox.core import run_tool
+
+    run_tool(cli, parsed)

@@ -2,6 +2,13 @@
 """Evaluate a checkpoint with the experiment's metric (COCO AP, or LVIS AP/APr/APc/APf).
 
     python tools/eval.py -f exps/yolox_m_eqfl_lvis.py -c best_ckpt.pth -d 8
+    python tools/eval.py -f exps/yolox_m_eqfl_lvis.py -c best_ckpt.pth -d 8 --test   # test-dev detections file
+
+The checkpoint must fit the experiment's model (every tensor, with its shape); ``--allow-partial-ckpt``
+evaluates whatever matches instead. ``--test`` runs the detector on the test split (``exp.test_ann``,
+images of ``test2017``) and writes ``<output_dir>/<exp_name>/detections_<test_ann>.json`` for the
+evaluation server (COCO: rename it ``detections_test-dev2017_<method>_results.json`` and zip it; LVIS:
+upload it as is).
 """
 import argparse
 import os
@@ -10,16 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
-from loguru import logger  # noqa: E402
-
-from yolox.core import check_devices, check_file, launch, run_tool  # noqa: E402
-from yolox.exp import get_exp  # noqa: E402
-from yolox.models import fuse_model, half_for_inference  # noqa: E402
-from yolox.utils import (  # noqa: E402
-    configure_omp, get_local_rank, get_model_info, get_rank, get_world_size, load_checkpoint_file, load_ckpt,
-    seed_everything, setup_logger,
-)
+# torch and yolox are imported where they are used, after the arguments are parsed: an argument error is
+# printed at once instead of after seconds of imports.
 
 
 def make_parser():
@@ -34,6 +33,8 @@ def make_parser():
     parser.add_argument("--machine_rank", default=0, type=int, help="node rank for multi-node training")
     parser.add_argument("-f", "--exp_file", default=None, type=str, help="experiment file")
     parser.add_argument("-c", "--ckpt", default=None, type=str, help="checkpoint to evaluate")
+    parser.add_argument("--allow-partial-ckpt", action="store_true",
+                        help="load only the checkpoint tensors that fit the model (default: all must fit)")
     parser.add_argument("--conf", default=None, type=float, help="test conf")
     parser.add_argument("--nms", default=None, type=float, help="test nms threshold")
     parser.add_argument("--tsize", default=None, type=int, help="test img size")
@@ -41,13 +42,16 @@ def make_parser():
     parser.add_argument("--fp16", dest="fp16", default=False, action="store_true", help="half precision (CUDA)")
     parser.add_argument("--fuse", dest="fuse", default=False, action="store_true", help="fuse conv and bn")
     parser.add_argument("--legacy", dest="legacy", default=False, action="store_true", help="accepted, no effect")
-    parser.add_argument("--test", dest="test", default=False, action="store_true", help="evaluate on test-dev")
+    parser.add_argument("--test", dest="test", default=False, action="store_true",
+                        help="write the test split's detections for the evaluation server instead of scoring")
     parser.add_argument("--device", type=str, default="auto", choices=["auto", "cpu", "cuda", "gpu"])
     parser.add_argument("opts", default=None, nargs=argparse.REMAINDER, help="overrides: key value ...")
     return parser
 
 
 def build_exp(args):
+    from yolox.exp import get_exp
+
     exp = get_exp(args.exp_file, args.name)
     exp.merge(args.opts)
     if args.conf is not None:
@@ -56,28 +60,63 @@ def build_exp(args):
         exp.nmsthre = args.nms
     if args.tsize is not None:
         exp.test_size = (args.tsize, args.tsize)
+    if args.experiment_name:  # every output of the run (the evaluator's CSV too) goes to one folder
+        exp.exp_name = args.experiment_name
     return exp
 
 
+def testdev_annotation_path(exp):
+    ann = exp.test_ann
+    return ann if os.path.isabs(ann) else os.path.join(exp.get_data_dir(), "annotations", ann)
+
+
+def write_test_detections(exp, model, batch_size, is_distributed, half, file_name):
+    """Run ``model`` on the test split and write its detections (COCO result format) as json on rank 0;
+    returns the file's path (None on other ranks)."""
+    import json
+
+    from yolox.evaluators.detection_gather import detections_to_coco, gather_detections, run_detector
+
+    loader = exp.get_eval_loader(batch_size, is_distributed, testdev=True)
+    per_image, stats = run_detector(model, loader, exp.postprocess_fn(), exp.num_classes, exp.test_conf,
+                                    exp.nmsthre, exp.test_size, loader.dataset.class_ids, half)
+    merged, _ = gather_detections(per_image, stats, is_distributed)
+    if merged is None:
+        return None
+    path = os.path.join(file_name, f"detections_{Path(exp.test_ann).stem}.json")
+    with open(path, "w") as f:
+        json.dump(detections_to_coco(merged), f)
+    return path
+
+
 def main(args):
+    import torch
+    from loguru import logger
+
+    from yolox.models import fuse_model, half_for_inference
+    from yolox.utils import (
+        configure_omp, get_local_rank, get_model_info, get_rank, get_world_size, seed_everything, setup_logger,
+    )
+    from yolox.utils.checkpoint import load_model_weights
+
     exp = build_exp(args)
     if args.seed is not None:
         seed_everything(args.seed)
     configure_omp()
-    file_name = os.path.join(exp.output_dir, args.experiment_name or exp.exp_name)
+    file_name = os.path.join(exp.output_dir, exp.exp_name)
     rank = get_rank()
     setup_logger(file_name, distributed_rank=rank, filename="val_log.txt", mode="a")
+    if args.fp16 and args.device != "cuda":
+        logger.warning("--fp16 needs CUDA; evaluating in float32 on the CPU")
     is_distributed = get_world_size() > 1
     device = torch.device(f"cuda:{get_local_rank()}" if args.device == "cuda" else "cpu")
 
     model = exp.get_model()
     if rank == 0:
         logger.info(f"Model summary: {get_model_info(model, exp.test_size)}")
-    evaluator = exp.get_evaluator(args.batch_size, is_distributed, args.test, args.legacy)
     model.to(device).eval()
     if args.ckpt is not None:
-        ckpt = load_checkpoint_file(args.ckpt, map_location=device)
-        load_ckpt(model, ckpt["model"] if "model" in ckpt else ckpt)
+        load_model_weights(model, args.ckpt, map_location=device, allow_partial=args.allow_partial_ckpt)
         logger.info(f"loaded checkpoint {args.ckpt}")
     else:
         logger.warning("no checkpoint given (-c): evaluating randomly initialised weights")
@@ -86,20 +125,40 @@ def main(args):
     half = args.fp16 and args.device == "cuda"
     if half:
         model = half_for_inference(model)
+    if args.test:
+        path = write_test_detections(exp, model, args.batch_size, is_distributed, half, file_name)
+        if rank == 0:
+            logger.info(f"test-split detections written to {path}; submit them to the evaluation server")
+        return
+    evaluator = exp.get_evaluator(args.batch_size, is_distributed, False, args.legacy)
     *_, summary = exp.eval(model, evaluator, is_distributed, half)
     if rank == 0:
         logger.info("\n" + summary)
 
 
-def cli():
-    args = make_parser().parse_args()
-    build_exp(args)  # fail fast on a bad exp or override
+def cli(args):
+    from yolox.core import check_devices, check_file, launch
+    from yolox.utils import YOLOXError
+    from yolox.utils.checkpoint import load_model_weights
+
+    exp = build_exp(args)  # fail fast on a bad exp or override
+    if args.num_machines > 1 and args.dist_url in (None, "auto"):
+        raise YOLOXError(f"--num_machines {args.num_machines} needs --dist-url tcp://HOST:PORT of machine 0 (the same "
+                         f"on every machine)")
     args.device = check_devices(args.device, args.devices)
     args.devices = args.devices or 1
     check_file(args.ckpt, "checkpoint")
+    if args.test:
+        check_file(testdev_annotation_path(exp), "test annotation file (exp.test_ann)")
+    if args.ckpt is not None and not args.allow_partial_ckpt:
+        # before any process starts: a checkpoint of another experiment would be scored as AP 0 otherwise
+        load_model_weights(exp.get_model(), args.ckpt)
     launch(main, args.devices, args.num_machines, args.machine_rank, backend=args.dist_backend,
            dist_url=args.dist_url, device=args.device, args=(args,))
 
 
 if __name__ == "__main__":
-    run_tool(cli)
+    parsed = make_parser().parse_args()
+    from yolox.core import run_tool
+
+    run_tool(cli, parsed)

@@ -1,27 +1,36 @@
 #!/usr/bin/env python
-"""Export a YOLOX / YOLOX* model to ONNX.
+"""Export a YOLOX / YOLOX* model to ONNX, with upstream YOLOX's output contract.
 
     python tools/export_onnx.py -f exps/yolox_m_eqfl_lvis.py -c best_ckpt.pth --output-name m_eqfl.onnx
 
 The graph takes ``images`` ``[B, 3, H, W]`` (BGR, 0-255, letterboxed as in ValTransform) and returns
-``output`` ``[B, N, 5 + C]``: decoded boxes (cx, cy, w, h in input pixels), objectness/IoU and class
-probabilities, exactly what the PyTorch model returns in eval mode (``--no-decode`` keeps the raw box
-outputs instead). Post-processing (NMS) stays outside the graph: see tools/onnx_inference.py.
+``output`` ``[B, N, 5 + C]``: four box values, the objectness / IoU probability and the class
+probabilities. As in upstream YOLOX, the box values are the head's raw outputs unless
+``--decode_in_inference`` is given (then cx, cy, w, h in input pixels, what the PyTorch model returns in
+eval mode); upstream's ONNX Runtime, TensorRT and OpenVINO demos decode the raw ones themselves. The
+model's metadata says which it holds:
+
+    yolox_decoded        "true" / "false"
+    yolox_head           "anchor_points" (YOLOX: raw = offset from the cell corner and log size, in strides)
+                         or "anchors" (YOLOX*: raw = deltas to square anchors of side stride x scale centred
+                         on the cell, in anchor sides, as YOLOXHead.decode reads them)
+    yolox_strides        e.g. "8,16,32";  yolox_anchor_scales  e.g. "3,4" ("" for anchor points)
+    yolox_num_classes    C;  yolox_input_hw  "H,W" of the export
+    yolox_postprocess    "single_label", "multi_label" or "level_topk" (the experiment's, see
+                         Exp.postprocess_fn) with yolox_max_det and yolox_pre_nms_topk
+
+Post-processing (NMS) stays outside the graph: tools/onnx_inference.py reads the metadata, decodes raw
+outputs and post-processes.
 """
 import argparse
 import os
 import sys
-import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
-from loguru import logger  # noqa: E402
-
-from yolox.core import check_file, run_tool  # noqa: E402
-from yolox.exp import get_exp  # noqa: E402
-from yolox.utils import YOLOXError, load_checkpoint_file, load_ckpt  # noqa: E402
+# torch and yolox are imported where they are used, after the arguments are parsed: an argument error is
+# printed at once instead of after seconds of imports.
 
 
 def make_parser():
@@ -37,15 +46,42 @@ def make_parser():
     parser.add_argument("-expn", "--experiment-name", type=str, default=None)
     parser.add_argument("-n", "--name", type=str, default=None, help="model name")
     parser.add_argument("-c", "--ckpt", default=None, type=str, help="checkpoint path")
-    parser.add_argument("--no-decode", dest="decode_in_inference", action="store_false",
-                        help="export raw box outputs instead of decoded boxes")
+    parser.add_argument("--allow-partial-ckpt", action="store_true",
+                        help="load only the checkpoint tensors that fit the model (default: all must fit)")
+    parser.add_argument("--decode_in_inference", action="store_true",
+                        help="decode the boxes in the graph (default, as upstream: raw box outputs)")
     parser.add_argument("opts", help="overrides: key value ...", default=None, nargs=argparse.REMAINDER)
     return parser
 
 
+def onnx_metadata(exp, head, decoded, input_hw):
+    """The metadata an ONNX consumer needs to decode and post-process the output (module docstring)."""
+    if head.anchor_based:
+        postprocess = "level_topk"
+    else:
+        postprocess = "multi_label" if exp.dataset_format == "lvis" else "single_label"
+    return {
+        "yolox_decoded": "true" if decoded else "false",
+        "yolox_head": "anchors" if head.anchor_based else "anchor_points",
+        "yolox_strides": ",".join(str(int(s)) for s in head.strides),
+        "yolox_anchor_scales": ",".join(f"{s:g}" for s in head.anchor_scales) if head.anchor_based else "",
+        "yolox_num_classes": str(head.num_classes),
+        "yolox_input_hw": f"{int(input_hw[0])},{int(input_hw[1])}",
+        "yolox_postprocess": postprocess,
+        "yolox_max_det": str(int(exp.max_det)),
+        "yolox_pre_nms_topk": str(int(exp.pre_nms_topk)),
+    }
+
+
 def export(model, output_name, test_size, batch_size=1, dynamic=False, opset=17, input_name="images",
-           output_name_node="output"):
-    """Export ``model`` (eval mode) to ``output_name``; returns the dummy input used."""
+           output_name_node="output", metadata=None):
+    """Export ``model`` (eval mode) to ``output_name`` with ``metadata`` (str -> str) in the model's
+    metadata_props; returns the dummy input used."""
+    import warnings
+
+    import onnx
+    import torch
+
     dummy = torch.zeros(batch_size, 3, test_size[0], test_size[1])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -54,11 +90,23 @@ def export(model, output_name, test_size, batch_size=1, dynamic=False, opset=17,
             dynamic_axes={input_name: {0: "batch"}, output_name_node: {0: "batch"}} if dynamic else None,
             opset_version=opset, dynamo=False,
         )
+    if metadata:
+        graph = onnx.load(output_name)
+        for key, value in metadata.items():
+            entry = graph.metadata_props.add()
+            entry.key, entry.value = key, value
+        onnx.save(graph, output_name)
     return dummy
 
 
-def cli():
-    args = make_parser().parse_args()
+def cli(args):
+    from loguru import logger
+
+    from yolox.core import check_file
+    from yolox.exp import get_exp
+    from yolox.utils import YOLOXError
+    from yolox.utils.checkpoint import load_model_weights
+
     exp = get_exp(args.exp_file, args.name)
     exp.merge(args.opts)
     check_file(args.ckpt, "checkpoint")
@@ -67,16 +115,21 @@ def cli():
         raise YOLOXError(f"cannot write {args.output_name}: {out_dir} is not writable")
     model = exp.get_model()
     if args.ckpt is not None:
-        ckpt = load_checkpoint_file(args.ckpt)
-        load_ckpt(model, ckpt["model"] if "model" in ckpt else ckpt)
+        load_model_weights(model, args.ckpt, allow_partial=args.allow_partial_ckpt)
         logger.info("loading checkpoint done.")
     else:
         logger.warning("no checkpoint given (-c): exporting random weights")
     model.eval()
     model.head.decode_in_inference = args.decode_in_inference
-    export(model, args.output_name, exp.test_size, args.batch_size, args.dynamic, args.opset, args.input, args.output)
-    logger.info(f"generated onnx model named {args.output_name}")
+    metadata = onnx_metadata(exp, model.head, args.decode_in_inference, exp.test_size)
+    export(model, args.output_name, exp.test_size, args.batch_size, args.dynamic, args.opset, args.input, args.output,
+           metadata)
+    logger.info(f"generated onnx model named {args.output_name} "
+                f"({'decoded boxes' if args.decode_in_inference else 'raw box outputs'}, {metadata['yolox_head']})")
 
 
 if __name__ == "__main__":
-    run_tool(cli)
+    parsed = make_parser().parse_args()
+    from yolox.core import run_tool
+
+    run_tool(cli, parsed)

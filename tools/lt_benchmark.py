@@ -36,9 +36,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tqdm import tqdm  # noqa: E402
-
-from yolox.data.lt_generator import LT_PRESETS, format_group_summary, generate_lt_dataset, preset_spec  # noqa: E402
+# torch and yolox are imported where they are used, after the arguments are parsed: an argument error is
+# printed at once instead of after seconds of imports.
 
 VARIANTS = ("sigmoid", "fl", "efl", "qfl", "eqfl")
 GROUP_KEYS = {"APr": "r", "APc": "c", "APf": "f"}
@@ -48,8 +47,9 @@ EXP_PATTERN = "exps/example/lt_proxy/yolox_nano_{}.py"
 
 def make_parser():
     parser = argparse.ArgumentParser("YOLOX-LT long-tail benchmark (Table 1 on a generated dataset)")
-    parser.add_argument("--preset", choices=sorted(LT_PRESETS), default="benchmark",
-                        help="dataset preset generated when --data-dir holds no dataset (default benchmark)")
+    parser.add_argument("--preset", default="benchmark",
+                        help="dataset preset generated when --data-dir holds no dataset (default benchmark; the "
+                             "presets of yolox.data.lt_generator.LT_PRESETS)")
     parser.add_argument("--data-dir", default=None,
                         help="dataset folder (default: datasets/lt_proxy for the benchmark preset, else "
                              "datasets/lt_proxy_<preset>)")
@@ -148,7 +148,10 @@ def train_one(variant, seed, args, data_dir, num_classes, runs_dir):
     else:  # the training log and the evaluation's progress bar go to the console
         proc = subprocess.run(cmd, cwd=ROOT)
     if proc.returncode != 0:
-        raise RuntimeError(f"training {name} failed (exit {proc.returncode}); see {run_dir / 'train_log.txt'}")
+        from yolox.utils import YOLOXError
+
+        log = run_dir / ("stdout.txt" if args.quiet else "train_log.txt")
+        raise YOLOXError(f"training {name} failed (exit {proc.returncode}); see {log}")
     per_category = read_per_category_csv(run_dir / "lvis_per_category_ap.csv")
     result = {"variant": variant, "seed": seed, "exp_file": str(exp_file.relative_to(ROOT)), "epochs": exp.max_epoch,
               "train_seconds": round(time.time() - start, 1), **group_means(per_category),
@@ -294,8 +297,30 @@ def torch_version():
     return torch.__version__
 
 
+def check_arguments(args):
+    """Every check that can fail before the dataset is generated: the preset, the variants' exp files, and the
+    overrides (parsed and type-checked against every variant's experiment). Raises YOLOXError."""
+    from yolox.data.lt_generator import LT_PRESETS
+    from yolox.exp import get_exp
+    from yolox.utils import YOLOXError
+
+    if args.preset not in LT_PRESETS:
+        raise YOLOXError(f"unknown --preset {args.preset!r}; choose from {', '.join(sorted(LT_PRESETS))}")
+    unknown = [v for v in args.variants if not (ROOT / args.exp_pattern.format(v)).is_file()]
+    if unknown:
+        raise YOLOXError(f"no exp file for the variant(s) {', '.join(unknown)} ({args.exp_pattern})")
+    if len(args.opts) % 2:
+        raise YOLOXError(f"overrides must be 'key value' pairs, got {args.opts}")
+    if args.epochs is not None and args.epochs < 1:
+        raise YOLOXError(f"--epochs must be at least 1, got {args.epochs}")
+    for variant in args.variants:
+        exp = get_exp(str(ROOT / args.exp_pattern.format(variant)))
+        exp.merge(list(args.opts) + (["max_epoch", str(args.epochs)] if args.epochs is not None else []))
+
+
 def prepare_data(args, exp_file):
     """The dataset folder and its class count; generates the preset there if it holds no dataset."""
+    from yolox.data.lt_generator import format_group_summary, generate_lt_dataset, preset_spec
     from yolox.exp import get_exp
 
     exp = get_exp(str(exp_file))
@@ -314,14 +339,14 @@ def prepare_data(args, exp_file):
 
 
 def main(argv=None):
-    args = make_parser().parse_args(argv)
-    unknown = [v for v in args.variants if not (ROOT / args.exp_pattern.format(v)).is_file()]
-    if unknown:
-        print(f"no exp file for {unknown} ({args.exp_pattern})", file=sys.stderr)
-        return 2
-    if len(args.opts) % 2:
-        print(f"overrides must be 'key value' pairs, got {args.opts}", file=sys.stderr)
-        return 2
+    """The benchmark from command-line arguments; returns 0, raises YOLOXError for a bad input or failed run."""
+    return run(make_parser().parse_args(argv), argv)
+
+
+def run(args, argv=None):
+    from tqdm import tqdm
+
+    check_arguments(args)
     out_dir = Path(args.output).resolve()
     runs_dir = out_dir / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
@@ -357,4 +382,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    parsed = make_parser().parse_args()
+    from yolox.core import run_tool
+
+    run_tool(run, parsed)

@@ -1,7 +1,12 @@
 #!/usr/bin/env python
 """Detect objects with an exported ONNX model in ONNX Runtime and draw them.
 
-    python tools/onnx_inference.py -m m_eqfl.onnx -i img.jpg -o out_dir -s 0.3 --input_shape 640,640 [-f EXP]
+    python tools/onnx_inference.py -m m_eqfl.onnx -i img.jpg -o out_dir -s 0.3 [-f EXP] [--input_shape 640,640]
+
+The model's metadata (written by tools/export_onnx.py) says whether its boxes are decoded and which head it
+carries; raw box outputs are decoded here with the head's own decoding. The input size is the model's when it
+is fixed (``--input_shape`` must then agree), else ``--input_shape`` or the export's size. With ``-f`` the
+experiment's post-processing and class names are used, else the post-processing named in the metadata.
 """
 import argparse
 import os
@@ -10,15 +15,23 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import onnxruntime  # noqa: E402
-import torch  # noqa: E402
+# torch, onnxruntime and yolox are imported where they are used, after the arguments are parsed: an argument
+# error is printed at once instead of after seconds of imports.
 
-from yolox.core import run_tool  # noqa: E402
-from yolox.data import preproc  # noqa: E402
-from yolox.exp import get_exp  # noqa: E402
-from yolox.utils import YOLOXError, multilabel_postprocess, postprocess, vis  # noqa: E402
+METADATA_KEYS = ("yolox_decoded", "yolox_head", "yolox_strides", "yolox_anchor_scales", "yolox_num_classes",
+                 "yolox_input_hw", "yolox_postprocess", "yolox_max_det", "yolox_pre_nms_topk")
+
+
+def input_shape(text):
+    """``"640,640"`` or ``"640x640"`` (height, width) -> (640, 640)."""
+    parts = text.lower().replace("x", ",").split(",")
+    try:
+        h, w = (int(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HEIGHT,WIDTH or HEIGHTxWIDTH, got {text!r}") from None
+    if h <= 0 or w <= 0:
+        raise argparse.ArgumentTypeError(f"height and width must be positive, got {text!r}")
+    return h, w
 
 
 def make_parser():
@@ -28,32 +41,147 @@ def make_parser():
     parser.add_argument("-o", "--output_dir", type=str, default="demo_output", help="output folder")
     parser.add_argument("-s", "--score_thr", type=float, default=0.3, help="score threshold to draw")
     parser.add_argument("--nms", type=float, default=0.45, help="NMS IoU threshold")
-    parser.add_argument("--input_shape", type=str, default="640,640", help="h,w the model was exported with")
-    parser.add_argument("-f", "--exp_file", type=str, default=None, help="experiment (class names, multi-label)")
+    parser.add_argument("--input_shape", type=input_shape, default=None,
+                        help="H,W (or HxW) of the input; default: the model's")
+    parser.add_argument("-f", "--exp_file", type=str, default=None, help="experiment (post-processing, class names)")
     parser.add_argument("--multilabel", action="store_true", help="LVIS-style multi-label post-processing")
     return parser
 
 
-def cli():
-    args = make_parser().parse_args()
+def read_metadata(session, path):
+    """The export's metadata as typed values; :class:`YOLOXError` when the model has none (an export of
+    another tool: whether its boxes are decoded cannot be known)."""
+    from yolox.utils import YOLOXError
+
+    meta = session.get_modelmeta().custom_metadata_map
+    missing = [k for k in METADATA_KEYS if k not in meta]
+    if missing:
+        raise YOLOXError(f"{path} has no YOLOX-LT metadata ({', '.join(missing)}), so whether its boxes are decoded "
+                         f"is unknown: export it with tools/export_onnx.py")
+    scales = meta["yolox_anchor_scales"]
+    return {
+        "decoded": meta["yolox_decoded"] == "true",
+        "anchor_based": meta["yolox_head"] == "anchors",
+        "strides": tuple(int(s) for s in meta["yolox_strides"].split(",")),
+        "anchor_scales": tuple(float(s) for s in scales.split(",")) if scales else None,
+        "num_classes": int(meta["yolox_num_classes"]),
+        "input_hw": tuple(int(s) for s in meta["yolox_input_hw"].split(",")),
+        "postprocess": meta["yolox_postprocess"],
+        "max_det": int(meta["yolox_max_det"]),
+        "pre_nms_topk": int(meta["yolox_pre_nms_topk"]),
+    }
+
+
+def choose_input_hw(session, meta, requested, path):
+    """The (H, W) to feed: the model's fixed size (``requested`` must match it), else ``requested``, else the
+    export's size."""
+    from yolox.utils import YOLOXError
+
+    dims = session.get_inputs()[0].shape[2:]
+    fixed = tuple(dims) if all(isinstance(d, int) for d in dims) else None
+    if fixed is not None and requested is not None and tuple(requested) != fixed:
+        raise YOLOXError(f"{path} takes {fixed[0]}x{fixed[1]} inputs; "
+                         f"--input_shape asks for {requested[0]}x{requested[1]}")
+    return fixed or (tuple(requested) if requested is not None else meta["input_hw"])
+
+
+def decode_raw_outputs(raw, input_hw, strides, anchor_scales):
+    """Raw head outputs ``[B, N, 5 + C]`` -> decoded (cx, cy, w, h in input pixels), by the head's own anchor
+    layout and decoding (:meth:`YOLOXHead._level_anchors`, :meth:`YOLOXHead.decode`)."""
+    import math
+
+    import torch
+
+    from yolox.models import YOLOXHead
+    from yolox.utils import YOLOXError
+
+    # Only the head's anchor layout and decoding are used: its convolutions can be tiny.
+    head = YOLOXHead(1, width=1 / 64, strides=strides, anchor_scales=anchor_scales)
+    grids, sides, level_strides = [], [], []
+    for stride in strides:
+        grid, side = head._level_anchors(math.ceil(input_hw[0] / stride), math.ceil(input_hw[1] / stride), stride,
+                                         raw.device, torch.float32)
+        grids.append(grid)
+        sides.append(side)
+        level_strides.append(torch.full((grid.shape[0],), float(stride)))
+    grid, side, stride = torch.cat(grids), torch.cat(sides), torch.cat(level_strides)
+    if grid.shape[0] != raw.shape[1]:
+        raise YOLOXError(f"the model returns {raw.shape[1]} predictions, but an input of {input_hw[0]}x{input_hw[1]} "
+                         f"has {grid.shape[0]} anchors with strides {tuple(strides)}")
+    boxes = head.decode(raw[..., :4].float(), grid, stride, side)
+    return torch.cat([boxes, raw[..., 4:]], dim=-1)
+
+
+def postprocess_for(meta, exp=None, multilabel=False):
+    """The post-processing: the experiment's when given (checked against the model), else the metadata's."""
+    from functools import partial
+
+    from yolox.utils import YOLOXError, level_topk_postprocess, multilabel_postprocess, postprocess
+
+    if exp is not None:
+        exp_scales = tuple(float(s) for s in exp.anchor_scales) if exp.anchor_scales else None
+        if exp.num_classes != meta["num_classes"] or exp_scales != meta["anchor_scales"]:
+            raise YOLOXError(f"the experiment ({exp.num_classes} classes, anchor_scales {exp.anchor_scales}) does not "
+                             f"match the model ({meta['num_classes']} classes, anchor_scales {meta['anchor_scales']})")
+        if multilabel and not exp.anchor_scales:
+            return partial(multilabel_postprocess, max_det=exp.max_det)
+        return exp.postprocess_fn()
+    if meta["postprocess"] == "level_topk":
+        return partial(level_topk_postprocess, max_det=meta["max_det"], pre_nms_topk=meta["pre_nms_topk"],
+                       strides=meta["strides"], anchors_per_location=len(meta["anchor_scales"]))
+    if meta["postprocess"] == "multi_label" or multilabel:
+        return partial(multilabel_postprocess, max_det=meta["max_det"])
+    return postprocess
+
+
+def detect(model_path, image, score_thr, nms, requested_hw=None, exp=None, multilabel=False):
+    """Run the ONNX model on a BGR image. Returns (detections ``[K, 7]`` (x1, y1, x2, y2, obj/IoU, class
+    probability, class) in the image's pixels, or None; the metadata)."""
+    import onnxruntime
+    import torch
+
+    from yolox.data import preproc
+    from yolox.utils import YOLOXError
+
+    try:
+        session = onnxruntime.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    except Exception as e:  # noqa: BLE001 - onnxruntime's own exception types; one line instead
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise YOLOXError(f"cannot load ONNX model {model_path}: {first}") from None
+    meta = read_metadata(session, model_path)
+    input_hw = choose_input_hw(session, meta, requested_hw, model_path)
+    fn = postprocess_for(meta, exp, multilabel)
+    img, ratio = preproc(image, input_hw)
+    output = torch.from_numpy(session.run(None, {session.get_inputs()[0].name: img[None]})[0])
+    if not meta["decoded"]:
+        output = decode_raw_outputs(output, input_hw, meta["strides"], meta["anchor_scales"])
+    h, w = image.shape[:2]
+    dets = fn(output, meta["num_classes"], score_thr, nms, input_hw=input_hw, image_hw=[(h * ratio, w * ratio)])[0]
+    if dets is not None:
+        dets = dets.clone()
+        dets[:, :4] /= ratio
+    return dets, meta
+
+
+def cli(args):
+    import cv2
+    import numpy as np
+
+    from yolox.exp import get_exp
+    from yolox.utils import YOLOXError, vis
+
     if not os.path.isfile(args.model):
         raise YOLOXError(f"ONNX model not found: {args.model}")
-    input_shape = tuple(int(v) for v in args.input_shape.split(","))
-    origin = cv2.imdecode(np.fromfile(args.image_path, dtype=np.uint8), cv2.IMREAD_COLOR) if os.path.isfile(args.image_path) else None
+    origin = None
+    if os.path.isfile(args.image_path):
+        origin = cv2.imdecode(np.fromfile(args.image_path, dtype=np.uint8), cv2.IMREAD_COLOR)
     if origin is None:
         raise YOLOXError(f"cannot read image {args.image_path}")
-    img, ratio = preproc(origin, input_shape)
-    session = onnxruntime.InferenceSession(args.model, providers=["CPUExecutionProvider"])
-    output = session.run(None, {session.get_inputs()[0].name: img[None]})[0]
-    num_classes = output.shape[-1] - 5
-    names, multilabel = None, args.multilabel
-    if args.exp_file:
-        exp = get_exp(args.exp_file)
-        names, multilabel = exp.get_class_names(), multilabel or exp.dataset_format == "lvis"
-    fn = multilabel_postprocess if multilabel else postprocess
-    dets = fn(torch.from_numpy(output), num_classes, args.score_thr, args.nms)[0]
+    exp = get_exp(args.exp_file) if args.exp_file else None
+    dets, _ = detect(args.model, origin, args.score_thr, args.nms, args.input_shape, exp, args.multilabel)
+    names = exp.get_class_names() if exp is not None else None
     if dets is not None:
-        origin = vis(origin, dets[:, :4] / ratio, dets[:, 4] * dets[:, 5], dets[:, 6], args.score_thr, names)
+        origin = vis(origin, dets[:, :4], dets[:, 4] * dets[:, 5], dets[:, 6], args.score_thr, names)
     os.makedirs(args.output_dir, exist_ok=True)
     out = os.path.join(args.output_dir, os.path.basename(args.image_path))
     cv2.imencode(os.path.splitext(out)[1] or ".jpg", origin)[1].tofile(out)
@@ -61,4 +189,7 @@ def cli():
 
 
 if __name__ == "__main__":
-    run_tool(cli)
+    parsed = make_parser().parse_args()
+    from yolox.core import run_tool
+
+    run_tool(cli, parsed)

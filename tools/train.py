@@ -11,11 +11,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from loguru import logger  # noqa: E402
-
-from yolox.core import Trainer, check_devices, check_file, check_writable, launch, run_tool  # noqa: E402
-from yolox.exp import get_exp  # noqa: E402
-from yolox.utils import YOLOXError, configure_omp, get_rank, seed_everything  # noqa: E402
+# torch and yolox are imported where they are used, after the arguments are parsed: an argument error is
+# printed at once instead of after seconds of imports.
 
 
 def make_parser():
@@ -44,14 +41,34 @@ def make_parser():
     return parser
 
 
-def prepare(args):
-    """Every check that can fail before heavy work starts; returns the ready experiment."""
+def build_exp(args):
+    """The experiment of ``-f`` / ``-n`` with the command-line overrides, named ``-expn`` when given (every
+    output of the run, the evaluator's included, goes to ``output_dir/<name>``)."""
+    from yolox.exp import get_exp
+
     exp = get_exp(args.exp_file, args.name)
     exp.merge(args.opts)
+    if args.experiment_name:
+        exp.exp_name = args.experiment_name
+    return exp
+
+
+def prepare(args):
+    """Every check that can fail before heavy work starts; returns the ready experiment."""
+    from yolox.core import check_devices, check_file, check_writable
+    from yolox.utils import YOLOXError
+    from yolox.utils.checkpoint import checkpoint_weights, load_checkpoint_file
+
+    exp = build_exp(args)
+    if args.num_machines > 1 and args.dist_url in (None, "auto"):
+        raise YOLOXError(f"--num_machines {args.num_machines} needs --dist-url tcp://HOST:PORT of machine 0 (the same "
+                         f"on every machine)")
     args.device = check_devices(args.device, args.devices)
     if args.devices is None:
         args.devices = 1
     check_file(args.ckpt, "checkpoint")
+    if args.ckpt is not None:  # a file that holds no weights fails here, before any process starts
+        checkpoint_weights(load_checkpoint_file(args.ckpt), args.ckpt)
     if args.batch_size < args.devices * args.num_machines:
         raise YOLOXError(f"-b {args.batch_size} is smaller than the number of processes")
     if not args.experiment_name:
@@ -64,21 +81,27 @@ def prepare(args):
 
 
 def main(args):
+    from yolox.core import Trainer
+    from yolox.utils import configure_omp, get_rank, seed_everything
+
     # Spawned workers rebuild the experiment: an Exp loaded from a file does not pickle by reference.
-    exp = get_exp(args.exp_file, args.name)
-    exp.merge(args.opts)
+    exp = build_exp(args)
     if exp.seed is not None:
         seed_everything(exp.seed + get_rank())
     configure_omp()
     Trainer(exp, args).train()
 
 
-def cli():
-    args = make_parser().parse_args()
+def cli(args):
+    from yolox.core import launch
+
     prepare(args)
     launch(main, args.devices, args.num_machines, args.machine_rank, backend=args.dist_backend,
            dist_url=args.dist_url, device=args.device, args=(args,))
 
 
 if __name__ == "__main__":
-    run_tool(cli)
+    parsed = make_parser().parse_args()
+    from yolox.core import run_tool
+
+    run_tool(cli, parsed)

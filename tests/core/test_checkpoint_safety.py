@@ -100,3 +100,52 @@ def test_resume_from_another_architecture_is_refused_listing_the_mismatch(tmp_pa
     assert "another architecture or class count" in message and "6 mismatched tensors" in message
     assert "head.cls_preds.0.weight (checkpoint (80, 64, 1, 1) vs model (7, 64, 1, 1))" in message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize("content, kind", [(torch.ones(3), "Tensor"), ([torch.ones(3)], "list"), (7, "int")])
+def test_a_file_that_is_not_a_checkpoint_dict_is_refused(tmp_path, content, kind):
+    path = tmp_path / "weights.pth"
+    torch.save(content, path)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint_file(path)
+    assert str(info.value).startswith(f"{path} is not a checkpoint: it holds a {kind}, not a dict of weights")
+
+
+@pytest.mark.parametrize("content, message", [
+    (torch.ones(3), "is not a checkpoint: it holds a Tensor"),
+    ({"model": [torch.ones(3)]}, "holds no model weights"),
+    ({"model": {"w": "not a tensor"}}, "holds no model weights: 1 of its 1 entries are not tensors"),
+])
+def test_fine_tuning_from_a_file_without_weights_is_a_clear_error(tmp_path, content, message):
+    exp = get_exp(exp_name="yolox-nano")
+    exp.output_dir = str(tmp_path / "out")
+    path = tmp_path / "weights.pth"
+    torch.save(content, path)
+    args = argparse.Namespace(experiment_name="run", batch_size=2, fp16=False, cache=None, resume=False,
+                              ckpt=str(path), start_epoch=None, logger="none", device="cpu")
+    with pytest.raises(CheckpointError, match=message):
+        Trainer(exp, args).resume_train(exp.get_model())
+
+
+def test_inference_loads_need_every_tensor_unless_partial_loading_is_asked_for(tmp_path):
+    from yolox.utils.checkpoint import load_model_weights
+
+    path = tmp_path / "yolox_nano.pth"
+    torch.save(_official_layout("nano"), path)
+    assert load_model_weights(get_exp(exp_name="yolox-nano").get_model(), path) == []
+
+    exp = get_exp(exp_name="yolox-nano")
+    exp.num_classes = 7
+    model = exp.get_model()
+    before = model.state_dict()["head.reg_preds.0.weight"].clone()
+    with pytest.raises(CheckpointError) as info:
+        load_model_weights(model, path)
+    message = str(info.value)
+    assert message.startswith(f"checkpoint {path} does not fit the model (6 of its tensors do not load: "
+                              "head.cls_preds.0.weight (checkpoint (80, 64, 1, 1) vs model (7, 64, 1, 1))")
+    assert "--allow-partial-ckpt" in message and "\n" not in message
+    assert torch.equal(model.state_dict()["head.reg_preds.0.weight"], before)  # nothing was loaded
+
+    skipped = load_model_weights(model, path, allow_partial=True)
+    assert len(skipped) == 6
+    assert float(model.state_dict()["head.reg_preds.0.weight"].mean()) == pytest.approx(0.5)

@@ -25,6 +25,9 @@ file and the problem. Never another exception type, never a hung DataLoader work
 | images without annotations, or no       | kept as negatives (empty targets through mosaic and transform) |
 | 'annotations' key at all                |                                                                |
 | missing keys / wrong types in the json  | DatasetError "<json>: <where>: <problem>" (table + fuzzing)    |
+
+Bad command lines, experiment settings, checkpoints and ONNX models: tests/tools/test_bad_inputs_cli.py;
+every bad input tried, with what it gets: docs/bad_inputs.md.
 """
 import json
 import math

@@ -9,7 +9,7 @@ import pytest
 
 from yolox.data import DatasetError, LVISDataset
 
-SHARED_LVIS_05 = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "lvis_v0.5_val_100.json"
+SHARED_LVIS_05 = Path(__file__).resolve().parents[1] / "assets" / "lvis_v0.5_val_100.json"
 
 
 def lvis_v1_json(root):
@@ -98,7 +98,6 @@ def test_lvis_malformed_entries(tmp_path, change, problem):
     assert str(info.value).startswith(f"{path.resolve()}: {problem}")
 
 
-@pytest.mark.skipif(not SHARED_LVIS_05.exists(), reason="shared LVIS v0.5 sample not available")
 def test_shared_lvis_v05_sample(tmp_path):
     with open(SHARED_LVIS_05) as f:
         raw = json.load(f)

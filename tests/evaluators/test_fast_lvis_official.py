@@ -1,4 +1,4 @@
-"""fast_lvis against the official lvis-api on the shared real LVIS v0.5 annotations (100 val images,
+"""fast_lvis against the official lvis-api on real LVIS v0.5 annotations (tests/assets) (100 val images,
 1230 categories, most without ground truth): precision arrays equal element for element."""
 import json
 from collections import Counter
@@ -8,11 +8,9 @@ import numpy as np
 import pytest
 from test_fast_lvis import assert_matches_official, det, federated_detections, random_box  # noqa: F401
 
-SHARED_LVIS = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "lvis_v0.5_val_100.json"
-needs_shared = pytest.mark.skipif(not SHARED_LVIS.is_file(), reason="shared LVIS sample annotations absent")
+SHARED_LVIS = Path(__file__).resolve().parents[1] / "assets" / "lvis_v0.5_val_100.json"
 
 
-@needs_shared
 @pytest.mark.parametrize("seed, max_dets, decimals", [(1, 300, 1), (3, 25, 2)])
 def test_matches_official_on_real_annotations(lvis_api, seed, max_dets, decimals):
     """Jittered GT plus federated false positives; ``decimals`` makes many score ties (within images
@@ -25,7 +23,6 @@ def test_matches_official_on_real_annotations(lvis_api, seed, max_dets, decimals
     assert got["AP"] > 0.1  # a meaningful comparison, not two zeros
 
 
-@needs_shared
 def test_matches_official_on_real_annotations_over_300_per_image(lvis_api):
     """A few images with 330-400 detections (scores with ties): the per-image top 300 decides."""
     gt = json.loads(SHARED_LVIS.read_text())
@@ -41,7 +38,6 @@ def test_matches_official_on_real_annotations_over_300_per_image(lvis_api):
     assert_matches_official(lvis_api, SHARED_LVIS, results, 300)
 
 
-@needs_shared
 def test_matches_official_on_random_detections(lvis_api):
     gt = json.loads(SHARED_LVIS.read_text())
     rng = np.random.default_rng(11)

@@ -12,7 +12,7 @@ from test_fast_lvis import assert_same_metrics, det, federated_detections, offic
 
 from yolox.evaluators import LVIS_METRIC_KEYS, lvis_bbox_eval, lvis_eval_per_category
 
-SHARED_LVIS = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "lvis_v0.5_val_100.json"
+SHARED_LVIS = Path(__file__).resolve().parents[1] / "assets" / "lvis_v0.5_val_100.json"
 
 
 def random_detections(gt, rng, per_image=40):
@@ -148,10 +148,6 @@ def test_accepts_loaded_dict_without_changing_categories(tmp_path):
 # --------------------------------------------------------------------------- real LVIS annotations
 
 
-needs_shared = pytest.mark.skipif(not SHARED_LVIS.is_file(), reason="shared LVIS sample annotations absent")
-
-
-@needs_shared
 def test_perfect_detections_score_one():
     gt = json.loads(SHARED_LVIS.read_text())
     results = [det(a["image_id"], a["category_id"], a["bbox"], 1.0) for a in gt["annotations"]]
@@ -160,13 +156,11 @@ def test_perfect_detections_score_one():
         assert metrics[k] == pytest.approx(1.0), k
 
 
-@needs_shared
 def test_empty_results_on_real_annotations():
     metrics = lvis_bbox_eval(SHARED_LVIS, [])
     assert all(metrics[k] == 0.0 for k in LVIS_METRIC_KEYS)
 
 
-@needs_shared
 @pytest.mark.parametrize("kind", ["jittered", "random"])
 def test_matches_official_lvis_api(lvis_api, kind):
     gt = json.loads(SHARED_LVIS.read_text())
@@ -179,7 +173,6 @@ def test_matches_official_lvis_api(lvis_api, kind):
         assert got["AP"] > 0.2  # a meaningful comparison, not two zeros
 
 
-@needs_shared
 def test_matches_official_lvis_api_when_images_exceed_max_dets(lvis_api):
     gt = json.loads(SHARED_LVIS.read_text())
     results = federated_detections(gt, np.random.default_rng(3))

@@ -69,3 +69,36 @@ def load_tool(name):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def cli_in_process(name, argv):
+    """``tools/<name>.py`` run in this process as its ``__main__`` does (parse, then ``run_tool``), without
+    launching workers. Returns (exit code, ERROR lines, WARNING lines); code 0 when the tool returned."""
+    from types import SimpleNamespace
+
+    from loguru import logger
+
+    import yolox.core
+    from yolox.core import run_tool as run_cli
+
+    tool = load_tool(name)
+    parse = getattr(tool, "parse_args", None) or tool.make_parser().parse_args
+    entry = getattr(tool, "cli", None) or tool.run
+    messages = []
+    sink = logger.add(lambda m: messages.append((m.record["level"].name, m.record["message"])), level="WARNING",
+                      format="{message}")
+    launched = []
+    real_launch = yolox.core.launch
+    yolox.core.launch = lambda *a, **k: launched.append(True)
+    try:
+        try:
+            run_cli(entry, parse([str(a) for a in argv]))
+            code = 0
+        except SystemExit as e:
+            code = e.code
+    finally:
+        yolox.core.launch = real_launch
+        logger.remove(sink)
+    return SimpleNamespace(code=code, launched=bool(launched),
+                           errors=[m for level, m in messages if level == "ERROR"],
+                           warnings=[m for level, m in messages if level == "WARNING"])

@@ -36,17 +36,19 @@ def _train_cli_in_process(argv, monkeypatch):
 
     from loguru import logger
 
+    import yolox.core
+    from yolox.core import run_tool as run_cli
+
     spec = importlib.util.spec_from_file_location("train_tool", ROOT / "tools" / "train.py")
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
-    monkeypatch.setattr(sys, "argv", ["train.py", *map(str, argv)])
     built = []
-    monkeypatch.setattr(tool, "launch", lambda *a, **k: built.append("launched"))
+    monkeypatch.setattr(yolox.core, "launch", lambda *a, **k: built.append("launched"))
     errors = []
     sink = logger.add(lambda m: errors.append(str(m).strip()), level="ERROR", format="{message}")
     try:
         with pytest.raises(SystemExit) as info:
-            tool.run_tool(tool.cli)
+            run_cli(tool.cli, tool.make_parser().parse_args([str(a) for a in argv]))
     finally:
         logger.remove(sink)
     assert not built, "the checks must fail before anything is launched"

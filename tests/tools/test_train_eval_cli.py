@@ -59,24 +59,57 @@ def test_demo_writes_images(trained):
 
 
 def test_onnx_export_matches_pytorch(trained, tmp_path):
+    """Upstream's contract: raw box outputs by default, decoded with --decode_in_inference; the metadata says
+    which, and onnx_inference turns both into the detections of the PyTorch demo."""
+    import cv2
     import onnxruntime
 
+    from cli_helpers import load_tool
     from yolox.exp import get_exp
     from yolox.utils import load_checkpoint_file
 
-    onnx_path = tmp_path / "tiny.onnx"
-    run_tool("tools/export_onnx.py", "-f", trained["exp"], "-c", trained["out"] / "best_ckpt.pth",
-             "--output-name", onnx_path, "--dynamic")
+    ckpt = trained["out"] / "best_ckpt.pth"
+    paths = {False: tmp_path / "tiny_raw.onnx", True: tmp_path / "tiny_decoded.onnx"}
+    run_tool("tools/export_onnx.py", "-f", trained["exp"], "-c", ckpt, "--output-name", paths[False], "--dynamic")
+    export = load_tool("export_onnx")
+    export.cli(export.make_parser().parse_args(["-f", trained["exp"], "-c", str(ckpt), "--output-name",
+                                                str(paths[True]), "--dynamic", "--decode_in_inference"]))
     exp = get_exp(trained["exp"])
     model = exp.get_model().eval()
-    model.load_state_dict(load_checkpoint_file(trained["out"] / "best_ckpt.pth")["model"])
+    model.load_state_dict(load_checkpoint_file(ckpt)["model"])
     x = torch.rand(2, 3, 96, 96) * 255
-    with torch.no_grad():
-        ref = model(x).numpy()
-    sess = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    got = sess.run(None, {"images": x.numpy()})[0]
-    assert got.shape == ref.shape
-    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+    for decoded, path in paths.items():
+        model.head.decode_in_inference = decoded
+        with torch.no_grad():
+            ref = model(x).numpy()
+        sess = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        got = sess.run(None, {"images": x.numpy()})[0]
+        assert got.shape == ref.shape
+        np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+        meta = sess.get_modelmeta().custom_metadata_map
+        assert {k: meta[k] for k in meta if k.startswith("yolox_")} == {
+            "yolox_decoded": "true" if decoded else "false", "yolox_head": "anchor_points",
+            "yolox_strides": "8,16,32", "yolox_anchor_scales": "", "yolox_num_classes": "4",
+            "yolox_input_hw": "96,96", "yolox_postprocess": "single_label", "yolox_max_det": "300",
+            "yolox_pre_nms_topk": "1000"}
+
+    # onnx_inference: both exports give the PyTorch demo's detections (boxes in image pixels)
+    inference, demo = load_tool("onnx_inference"), load_tool("demo")
+    model.head.decode_in_inference = True
+    exp.test_conf, exp.nmsthre = 1e-4, 0.45
+    predictor = demo.Predictor(model, exp, exp.get_class_names())
+    image_path = sorted(Path(trained["data"]["val_dir"]).glob("*.jpg"))[0]
+    image = cv2.imread(str(image_path))
+    expected, info = predictor.inference(image)
+    assert expected is not None and len(expected) > 3
+    expected = expected.clone()
+    expected[:, :4] /= info["ratio"]
+    for path in paths.values():
+        dets, _ = inference.detect(path, image, 1e-4, 0.45)
+        # the same rows; equal scores may come in another order
+        assert dets.shape == expected.shape
+        distance = (dets[:, None, :] - expected[None, :, :]).abs().amax(dim=2)
+        assert distance.amin(dim=1).max() < 1e-2 and distance.amin(dim=0).max() < 1e-2
 
 
 def test_bad_command_lines_fail_fast(trained, tmp_path):

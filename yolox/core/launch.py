@@ -60,7 +60,8 @@ def launch(main_func, num_procs_per_machine, num_machines=1, machine_rank=0, bac
         return
     if dist_url in (None, "auto"):
         if num_machines > 1:
-            raise ValueError("--dist-url tcp://HOST:PORT of machine 0 is required with --num_machines > 1")
+            raise YOLOXError(f"--num_machines {num_machines} needs --dist-url tcp://HOST:PORT of machine 0 (the same "
+                             f"on every machine)")
         dist_url = f"tcp://127.0.0.1:{find_free_port()}"
     mp.start_processes(
         _worker, nprocs=num_procs_per_machine,

@@ -7,11 +7,34 @@ from tabulate import tabulate
 
 from yolox.utils.errors import YOLOXError
 
-__all__ = ["BaseExp", "ExpConfigError"]
+__all__ = ["BaseExp", "ExpConfigError", "OPTIONAL_TYPES"]
 
 
 class ExpConfigError(YOLOXError, ValueError):
     """An experiment file or a ``key value`` override that cannot be used."""
+
+
+# Attributes that may be None (their default, or a switch-off), with the type they have otherwise.
+OPTIONAL_TYPES = {"seed": int, "data_dir": str, "repeat_thresh": float, "anchor_scales": tuple}
+
+
+def _parse_optional(key, raw, expected):
+    """``raw`` as an override of an attribute that may be None or of type ``expected``."""
+    if raw == "None":
+        return None
+    if expected is str:
+        return raw
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        value = raw
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if expected is tuple and isinstance(value, list):
+        return tuple(value)
+    if not isinstance(value, expected) or isinstance(value, bool):
+        raise ExpConfigError(f"{key!r} expects None or {expected.__name__}, got {raw!r}")
+    return value
 
 
 class BaseExp(metaclass=ABCMeta):
@@ -49,26 +72,35 @@ class BaseExp(metaclass=ABCMeta):
         ...
 
     def __repr__(self):
-        rows = [(k, pprint.pformat(v)) for k, v in vars(self).items() if not k.startswith("_")]
+        from .checks import switched_off_settings
+
+        # a setting that another one switched off is shown as off, not with a value that has no effect
+        off = switched_off_settings(self)
+        rows = [(k, off.get(k) or pprint.pformat(v)) for k, v in vars(self).items() if not k.startswith("_")]
         return tabulate(rows, headers=["keys", "values"], tablefmt="fancy_grid")
 
     def merge(self, cfg_list):
-        """Apply ``["key", "value", ...]`` overrides; values are parsed as Python literals and must keep
-        the attribute's type (an int attribute accepts "3", a tuple attribute "(320,320)")."""
-        if cfg_list is None:
-            return
-        if len(cfg_list) % 2:
+        """Apply ``["key", "value", ...]`` overrides, then check that the settings fit together
+        (:func:`yolox.exp.checks.check_exp`). Values are parsed as Python literals and must keep the
+        attribute's type (an int attribute accepts "3", a tuple attribute "(320,320)"); the attributes of
+        :data:`OPTIONAL_TYPES` accept None or their type; other attributes that are None accept any literal."""
+        from .checks import check_exp
+
+        if len(cfg_list or ()) % 2:
             raise ExpConfigError(f"overrides come in 'key value' pairs, got an odd list: {cfg_list}")
-        for key, raw in zip(cfg_list[0::2], cfg_list[1::2]):
+        for key, raw in zip((cfg_list or [])[0::2], (cfg_list or [])[1::2]):
             if key.startswith("_") or not hasattr(self, key):
                 raise ExpConfigError(f"unknown experiment attribute {key!r} in the command-line overrides")
             current = getattr(self, key)
             setattr(self, key, self._parse_value(key, raw, current))
+        check_exp(self)
 
     @staticmethod
     def _parse_value(key, raw, current):
         if not isinstance(raw, str):
             return raw
+        if key in OPTIONAL_TYPES:
+            return _parse_optional(key, raw, OPTIONAL_TYPES[key])
         if isinstance(current, str):
             return raw
         try:
@@ -77,8 +109,10 @@ class BaseExp(metaclass=ABCMeta):
             if current is None:
                 return raw
             raise ExpConfigError(f"cannot parse the value {raw!r} of {key!r} (expected {type(current).__name__})") from None
-        if current is None or value is None:
+        if current is None:
             return value
+        if value is None:
+            raise ExpConfigError(f"{key!r} cannot be None (expected {type(current).__name__})")
         if isinstance(current, bool) or isinstance(value, bool):
             if not isinstance(value, bool) or not isinstance(current, bool):
                 raise ExpConfigError(f"{key!r} expects {type(current).__name__}, got {raw!r}")

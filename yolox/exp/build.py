@@ -1,7 +1,9 @@
 """Finding experiments by file or by name."""
+import ast
 import importlib.util
 import os
 import sys
+import traceback
 from pathlib import Path
 
 from .base_exp import ExpConfigError
@@ -11,7 +13,30 @@ __all__ = ["get_exp", "get_exp_by_file", "get_exp_by_name"]
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+def _sets_exp_name(source):
+    """Whether the code of an experiment file assigns ``exp_name`` itself."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return False
+    return any(isinstance(node, ast.Attribute) and node.attr == "exp_name" and isinstance(node.ctx, ast.Store)
+               for node in ast.walk(tree))
+
+
+def _where(error, exp_file):
+    """' (line N)' of the innermost traceback frame inside ``exp_file``, or '' when none is."""
+    if isinstance(error, SyntaxError) and error.lineno:
+        return f" (line {error.lineno})"
+    target = os.path.realpath(exp_file)
+    lines = [frame.lineno for frame in traceback.extract_tb(error.__traceback__)
+             if os.path.realpath(frame.filename) == target]
+    return f" (line {lines[-1]})" if lines else ""
+
+
 def get_exp_by_file(exp_file):
+    """The ``Exp`` of an experiment file. Its name (the output folder under ``output_dir``) is the file's
+    stem unless the file's own code sets ``exp_name``: a name inherited from a base class would be shared by
+    every experiment file that inherits it, which would then overwrite and resume each other's runs."""
     exp_file = str(exp_file)
     if not os.path.isfile(exp_file):
         raise ExpConfigError(f"experiment file not found: {exp_file}")
@@ -22,11 +47,17 @@ def get_exp_by_file(exp_file):
     try:
         spec.loader.exec_module(module)
     except Exception as e:
-        raise ExpConfigError(f"cannot import experiment file {exp_file}: {type(e).__name__}: {e}") from e
+        raise ExpConfigError(f"cannot import experiment file {exp_file}{_where(e, exp_file)}: "
+                             f"{type(e).__name__}: {e}") from e
     if not hasattr(module, "Exp"):
         raise ExpConfigError(f"experiment file {exp_file} defines no class named Exp")
-    exp = module.Exp()
-    if getattr(exp, "exp_name", None) in (None, "", module_name, "yolox.exp.yolox_base"):
+    try:
+        exp = module.Exp()
+    except Exception as e:
+        raise ExpConfigError(f"Exp() of experiment file {exp_file} failed{_where(e, exp_file)}: "
+                             f"{type(e).__name__}: {e}") from e
+    source = Path(exp_file).read_text(encoding="utf-8", errors="replace")
+    if not _sets_exp_name(source) or getattr(exp, "exp_name", None) in (None, "", module_name):
         exp.exp_name = Path(exp_file).stem
     return exp
 

@@ -18,6 +18,7 @@ class LVISExp(Exp):
         self.dataset_format = "lvis"
         self.train_ann = "lvis_v1_train.json"
         self.val_ann = "lvis_v1_val.json"
+        self.test_ann = "lvis_v1_image_info_test_dev.json"  # tools/eval.py --test (images of test2017)
         self.train_name = "train2017"
         self.val_name = "val2017"
         self.repeat_thresh = 0.001

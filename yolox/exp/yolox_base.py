@@ -138,6 +138,10 @@ class Exp(BaseExp):
     def get_model(self):
         from yolox.models import YOLOPAFPN, YOLOX, YOLOXHead
 
+        from .checks import check_exp
+
+        check_exp(self)  # conflicting supervisor settings fail here with their names, not at the first step
+
         def init_yolo(module):
             for m in module.modules():
                 if isinstance(m, nn.BatchNorm2d):

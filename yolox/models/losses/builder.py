@@ -1,4 +1,6 @@
 """Classification-loss factory used by the experiment files."""
+from yolox.utils.errors import YOLOXError
+
 from .bce import SigmoidBCELoss
 from .efl import EqualizedFocalLoss
 from .eqfl import EqualizedQualityFocalLoss
@@ -6,7 +8,12 @@ from .eqlv2 import EQLv2FocalLoss
 from .focal import FocalLoss
 from .qfl import QualityFocalLoss
 
-__all__ = ["CLS_LOSSES", "build_cls_loss"]
+__all__ = ["CLS_LOSSES", "UnknownLossError", "build_cls_loss"]
+
+
+class UnknownLossError(YOLOXError, ValueError):
+    """A classification-loss name that is not one of :data:`CLS_LOSSES` (the tools print it as one line)."""
+
 
 # name -> (class, whether it takes num_classes)
 CLS_LOSSES = {
@@ -24,8 +31,8 @@ def build_cls_loss(name, num_classes, **kwargs):
 
     ``kwargs`` go to the class constructor (e.g. ``gamma_b``, ``scale_factor``, ``grad_mode``).
     """
-    key = name.lower()
+    key = name.lower() if isinstance(name, str) else None
     if key not in CLS_LOSSES:
-        raise ValueError(f"unknown classification loss {name!r}; choose from {sorted(CLS_LOSSES)}")
+        raise UnknownLossError(f"unknown classification loss (cls_loss) {name!r}; choose from {', '.join(CLS_LOSSES)}")
     cls, takes_num_classes = CLS_LOSSES[key]
     return cls(num_classes, **kwargs) if takes_num_classes else cls(**kwargs)
