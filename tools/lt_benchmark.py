@@ -39,7 +39,8 @@ sys.path.insert(0, str(ROOT))
 # torch and yolox are imported where they are used, after the arguments are parsed: an argument error is
 # printed at once instead of after seconds of imports.
 
-VARIANTS = ("sigmoid", "fl", "efl", "qfl", "eqfl")
+# "_released": EFL / EQFL with the released code's gradient statistic (docs/recipe.md)
+VARIANTS = ("sigmoid", "fl", "efl", "efl_released", "qfl", "eqfl", "eqfl_released")
 GROUP_KEYS = {"APr": "r", "APc": "c", "APf": "f"}
 METRICS = ("AP", "APr", "APc", "APf")
 EXP_PATTERN = "exps/example/lt_proxy/yolox_nano_{}.py"
