@@ -164,3 +164,37 @@ def test_lvis_exps_use_the_released_colour_jitter_and_the_stand_in_keeps_yolox()
     lvis = LVISExp()
     assert lvis.hsv_gains == (0.015, 0.7, 0.4) and lvis.mixup_scale == (0.8, 1.6)
     assert LTProxyExp().hsv_gains is None
+
+
+def test_augment_hsv_is_the_integer_offset_arithmetic_exactly():
+    """Each channel shifted by its drawn offset in int16, hue modulo 180, S and V clipped; the offsets are
+    drawn as uniform(-1, 1, 3) * gains, times randint(0, 2, 3), truncated to integers."""
+    rng = np.random.default_rng(5)
+    img = rng.integers(0, 256, (24, 31, 3), dtype=np.uint8)
+    seen_zero_offsets = False
+    for seed in range(40):
+        np.random.seed(seed)
+        offsets = (np.random.uniform(-1, 1, 3) * [40, 90, 90] * np.random.randint(0, 2, 3)).astype(np.int16)
+        seen_zero_offsets |= not offsets.any()
+        hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV).astype(np.int16)
+        hsv[..., 0] = (hsv[..., 0] + offsets[0]) % 180
+        hsv[..., 1:] = np.clip(hsv[..., 1:] + offsets[1:], 0, 255)
+        expected = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2BGR)
+        out = img.copy()
+        np.random.seed(seed)
+        augment_hsv(out, 40, 90, 90)
+        np.testing.assert_array_equal(out, expected, err_msg=f"seed {seed}, offsets {offsets}")
+    assert seen_zero_offsets  # all-zero offsets still go through the (lossy) HSV round trip
+
+
+def test_preproc_of_a_mirrored_view_equals_preproc_of_the_mirrored_copy():
+    img = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    for size in [(64, 64), (48, 80), (100, 90)]:
+        out, r = preproc(img[:, ::-1], size)
+        expected, expected_r = preproc(np.ascontiguousarray(img[:, ::-1]), size)
+        assert r == expected_r and out.flags.c_contiguous
+        np.testing.assert_array_equal(out, expected)
+    # already the input size: only the layout changes (HWC uint8 -> CHW float32)
+    out, r = preproc(img, (64, 64))
+    assert r == 1.0
+    np.testing.assert_array_equal(out, img.transpose(2, 0, 1).astype(np.float32))

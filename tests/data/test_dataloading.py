@@ -101,3 +101,84 @@ def test_training_loader_batches_are_deterministic_with_workers(tmp_path):
         assert torch.equal(imgs, imgs2) and torch.equal(labels, labels2) and torch.equal(ids, ids2)
         assert (labels[..., 3] > 0).any()
     assert not torch.equal(runs[0][0][0], runs[0][1][0])
+
+
+def test_default_num_workers_shares_the_affinity_cpus_among_local_processes(monkeypatch):
+    from yolox.data import dataloading
+
+    cpus = set(range(12))
+    monkeypatch.setattr(dataloading.os, "sched_getaffinity", lambda pid: cpus, raising=False)
+    monkeypatch.setattr(dataloading.os, "cpu_count", lambda: 96)  # the machine's count must not be used
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert dataloading.default_num_workers() == 8  # 12 CPUs, capped
+    assert dataloading.default_num_workers(max_workers=16) == 12
+    for local_processes, workers in [("1", 8), ("2", 6), ("4", 3), ("5", 2), ("12", 1), ("13", 0), ("", 8)]:
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", local_processes)
+        assert dataloading.default_num_workers() == workers, local_processes
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    cpus.intersection_update({0, 1, 2})  # taskset to 3 CPUs
+    assert dataloading.default_num_workers() == 1
+
+
+def test_default_num_workers_without_affinity_uses_cpu_count(monkeypatch):
+    from yolox.data import dataloading
+
+    monkeypatch.delattr(dataloading.os, "sched_getaffinity", raising=False)
+    monkeypatch.setattr(dataloading.os, "cpu_count", lambda: 6)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert dataloading.default_num_workers() == 6
+    monkeypatch.setattr(dataloading.os, "cpu_count", lambda: None)
+    assert dataloading.default_num_workers() == 1
+
+
+def test_default_num_workers_is_logged_once(monkeypatch):
+    from loguru import logger
+
+    from yolox.data import dataloading
+
+    monkeypatch.setattr(dataloading.os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
+    monkeypatch.setattr(dataloading, "_logged_workers", None)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    messages = []
+    handler = logger.add(lambda m: messages.append(str(m)), level="INFO", format="{message}")
+    try:
+        for _ in range(3):
+            assert dataloading.default_num_workers() == 2
+    finally:
+        logger.remove(handler)
+    assert len(messages) == 1
+    assert "2 workers per process" in messages[0] and "4 CPUs" in messages[0] and "data_num_workers" in messages[0]
+
+
+def test_exp_default_workers_and_the_override_wins(monkeypatch):
+    from yolox.data import dataloading
+    from yolox.exp import Exp
+
+    monkeypatch.setattr(dataloading.os, "sched_getaffinity", lambda pid: set(range(6)), raising=False)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    exp = Exp()
+    assert exp.data_num_workers == 3
+    exp.merge(["data_num_workers", "5"])
+    assert exp.data_num_workers == 5
+    exp.merge(["data_num_workers", "0"])
+    assert exp.data_num_workers == 0
+
+
+def test_dataloader_workers_keep_freed_memory_before_worker_init_fn(monkeypatch):
+    from yolox.data import dataloading
+
+    calls = []
+    monkeypatch.setattr(dataloading, "keep_freed_memory", lambda: calls.append("keep"))
+    loader = DataLoader(FlagDataset(), batch_size=2, num_workers=0, worker_init_fn=lambda i: calls.append(i))
+    loader.worker_init_fn(3)
+    assert calls == ["keep", 3]
+    DataLoader(FlagDataset(), batch_size=2).worker_init_fn(0)  # no worker_init_fn of its own
+    assert calls == ["keep", 3, "keep"]
+
+
+def test_keep_freed_memory_takes_with_glibc():
+    import platform
+
+    from yolox.data.dataloading import keep_freed_memory
+
+    assert keep_freed_memory() is (platform.libc_ver()[0] == "glibc")

@@ -37,11 +37,13 @@ def augment_hsv(img, hgain=5, sgain=30, vgain=30):
     offsets = np.random.uniform(-1, 1, 3) * [hgain, sgain, vgain]
     offsets *= np.random.randint(0, 2, 3)
     offsets = offsets.astype(np.int16)
-    hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV).astype(np.int16)
-    hsv[..., 0] = (hsv[..., 0] + offsets[0]) % 180
-    hsv[..., 1] = np.clip(hsv[..., 1] + offsets[1], 0, 255)
-    hsv[..., 2] = np.clip(hsv[..., 2] + offsets[2], 0, 255)
-    cv2.cvtColor(hsv.astype(img.dtype), cv2.COLOR_HSV2BGR, dst=img)
+    tables = None  # all offsets zero: no lookup, but the HSV round trip still happens
+    if offsets.any():
+        levels = np.arange(256, dtype=np.int16)
+        tables = [(levels + offsets[0]) % 180,
+                  np.clip(levels + offsets[1], 0, 255),
+                  np.clip(levels + offsets[2], 0, 255)]
+    _apply_hsv_tables(img, tables)
 
 
 def augment_hsv_gains(img, hgain=0.015, sgain=0.7, vgain=0.4):
@@ -52,11 +54,19 @@ def augment_hsv_gains(img, hgain=0.015, sgain=0.7, vgain=0.4):
     """
     factors = np.random.uniform(-1, 1, 3) * [hgain, sgain, vgain] + 1
     levels = np.arange(256, dtype=np.float32)
-    tables = [((levels * factors[0]) % 180).astype(np.uint8),
-              np.clip(levels * factors[1], 0, 255).astype(np.uint8),
-              np.clip(levels * factors[2], 0, 255).astype(np.uint8)]
-    channels = cv2.split(cv2.cvtColor(img, cv2.COLOR_BGR2HSV))
-    hsv = cv2.merge([cv2.LUT(c, t) for c, t in zip(channels, tables)])
+    tables = [(levels * factors[0]) % 180,
+              np.clip(levels * factors[1], 0, 255),
+              np.clip(levels * factors[2], 0, 255)]
+    _apply_hsv_tables(img, tables)
+
+
+def _apply_hsv_tables(img, tables):
+    """Map the H, S, V channels of ``img`` (HWC BGR uint8, IN PLACE) through 3 lookup tables of 256 levels
+    (None: identity; the HSV round trip, which changes some pixels, still happens)."""
+    hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV)
+    if tables is not None:
+        # one 3-channel cv2.LUT: a single pass over the pixels instead of per-channel arithmetic
+        cv2.LUT(hsv, np.stack(tables, axis=-1).astype(np.uint8).reshape(256, 1, 3), dst=hsv)
     cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR, dst=img)
 
 
@@ -151,16 +161,27 @@ def preproc(img, input_size, swap=(2, 0, 1)):
     canvas filled with 114; no normalisation (values stay 0-255).
     Returns (ndarray float32, CHW with the default ``swap``; r float).
     """
-    if img.ndim == 3:
-        padded = np.full((input_size[0], input_size[1], img.shape[2]), PAD_VALUE, dtype=np.uint8)
-    else:
-        padded = np.full(tuple(input_size[:2]), PAD_VALUE, dtype=np.uint8)
+    if img.ndim == 3 and img.strides[1] < 0:
+        # a mirrored view (``mirror``): cv2.flip copies it back far faster than OpenCV's array conversion
+        img = cv2.flip(img[:, ::-1], 1)
     r = min(input_size[0] / img.shape[0], input_size[1] / img.shape[1])
     new_w, new_h = int(img.shape[1] * r), int(img.shape[0] * r)
-    resized = cv2.resize(img, (new_w, new_h), interpolation=cv2.INTER_LINEAR).astype(np.uint8)
-    padded[:new_h, :new_w] = resized
-    padded = padded.transpose(swap)
-    return np.ascontiguousarray(padded, dtype=np.float32), r
+    if (new_h, new_w) == tuple(input_size[:2]) == img.shape[:2]:
+        padded = img  # e.g. a mosaic: already the input size (cv2.resize to the same size would only copy)
+    else:
+        if img.ndim == 3:
+            padded = np.full((input_size[0], input_size[1], img.shape[2]), PAD_VALUE, dtype=np.uint8)
+        else:
+            padded = np.full(tuple(input_size[:2]), PAD_VALUE, dtype=np.uint8)
+        resized = cv2.resize(img, (new_w, new_h), interpolation=cv2.INTER_LINEAR).astype(np.uint8)
+        padded[:new_h, :new_w] = resized
+    if tuple(swap) == (2, 0, 1) and padded.ndim == 3 and padded.shape[2] == 3:
+        # cv2.split then a contiguous convert per plane: about twice as fast as a strided transpose-and-convert
+        out = np.empty((3,) + padded.shape[:2], dtype=np.float32)
+        for channel, plane in enumerate(cv2.split(padded)):
+            out[channel] = plane
+        return out, r
+    return np.ascontiguousarray(padded.transpose(swap), dtype=np.float32), r
 
 
 def xyxy_to_cxcywh(boxes):

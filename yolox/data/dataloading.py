@@ -1,6 +1,8 @@
 """DataLoader helpers: the dataset root, a DataLoader with ``close_mosaic()`` and clean worker errors,
-worker seeding."""
+worker seeding, and the default number of workers."""
 
+import ctypes
+import functools
 import os
 import random
 from pathlib import Path
@@ -8,10 +10,14 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.utils.data
+from loguru import logger
 
 from .errors import DatasetError
 
-__all__ = ["DataLoader", "get_yolox_datadir", "worker_init_reset_seed"]
+__all__ = ["DataLoader", "default_num_workers", "get_yolox_datadir", "keep_freed_memory", "worker_init_reset_seed"]
+
+MAX_DEFAULT_WORKERS = 8
+_logged_workers = None  # the choice default_num_workers last logged in this process
 
 
 def get_yolox_datadir():
@@ -38,6 +44,56 @@ def worker_init_reset_seed(worker_id):
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def available_cpus():
+    """CPUs this process may run on: ``os.sched_getaffinity`` (taskset, cpusets), else ``os.cpu_count()``."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # no affinity API (macOS, Windows)
+        return os.cpu_count() or 1
+
+
+def default_num_workers(max_workers=MAX_DEFAULT_WORKERS):
+    """DataLoader workers per training process: this process' CPUs (``available_cpus``) shared among the
+    training processes of the machine (``LOCAL_WORLD_SIZE``, set by ``launch`` and ``torchrun``; 1 when
+    unset), at most ``max_workers``. 0 (load in the training process) when there is less than one CPU per
+    process. The choice is logged once per process."""
+    global _logged_workers
+    cpus = available_cpus()
+    try:
+        local_processes = max(1, int(os.environ.get("LOCAL_WORLD_SIZE") or 1))
+    except ValueError:
+        local_processes = 1
+    workers = max(0, min(max_workers, cpus // local_processes))
+    choice = (workers, cpus, local_processes)
+    if _logged_workers != choice:
+        _logged_workers = choice
+        logger.info(f"data loader: {workers} workers per process ({cpus} CPUs available, {local_processes} "
+                    f"training process(es) on this machine, at most {max_workers}); set data_num_workers to override")
+    return workers
+
+
+def keep_freed_memory():
+    """Make glibc's malloc keep freed memory of this process for reuse instead of returning it to the system.
+
+    A data worker allocates and frees the same large arrays for every item (decoded images, the output, the
+    float32 [3, H, W] item); by default glibc hands blocks of a few MB back to the kernel (mmap threshold,
+    heap trimming), so every new array page-faults its memory in again, which costs more than the pixel work
+    on some machines. Returns whether the settings took (False without glibc)."""
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
+    # blocks up to 32 MB (glibc's largest mmap threshold) from the heap; up to 256 MB of free heap kept
+    return mallopt(m_mmap_threshold, 32 << 20) == 1 and mallopt(m_trim_threshold, 256 << 20) == 1
+
+
+def _init_worker(worker_init_fn, worker_id):
+    keep_freed_memory()
+    if worker_init_fn is not None:
+        worker_init_fn(worker_id)
 
 
 def _original_message(err):
@@ -84,7 +140,11 @@ class _CleanErrorIterator:
 class DataLoader(torch.utils.data.DataLoader):
     """``torch.utils.data.DataLoader`` plus ``close_mosaic()``; a ``DatasetError`` raised in a worker process
     reaches the caller as a ``DatasetError`` carrying the worker's message (file and problem), not a
-    worker traceback."""
+    worker traceback. Each worker process calls ``keep_freed_memory()`` before ``worker_init_fn``."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.worker_init_fn = functools.partial(_init_worker, self.worker_init_fn)
 
     def close_mosaic(self):
         """Stop mosaic/mixup from the next batch on (the flag travels with each index, see ``YoloBatchSampler``)."""

@@ -51,7 +51,9 @@ class Exp(BaseExp):
         self.prior_prob = 1e-2
 
         # ---------------- dataloader ---------------- #
-        self.data_num_workers = 4
+        # workers per process: the CPUs this process may use over the local processes, at most 8 (logged)
+        from yolox.data.dataloading import default_num_workers
+        self.data_num_workers = default_num_workers()
         self.input_size = (640, 640)  # (height, width)
         # Multi-scale training: sizes (input_size / 32 +- multiscale_range) * 32; 0 disables.
         self.multiscale_range = 5

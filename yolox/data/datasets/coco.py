@@ -19,16 +19,26 @@ from .datasets_wrapper import Dataset
 __all__ = ["COCODataset", "read_image", "load_json"]
 
 
-def read_image(path, exif_orientation=True):
+# cv2.imdecode flags that make libjpeg decode at 1/2, 1/4, 1/8 of the size (DCT scaling)
+_REDUCED_COLOR = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+                  8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+def read_image(path, exif_orientation=True, reduction=1):
     """Read an image file as HWC BGR uint8 (3 channels).
 
     Grayscale is expanded to 3 channels, alpha is dropped and 16-bit data is scaled to 8 bits
     (OpenCV's ``IMREAD_COLOR``); the bytes are read by Python so that non-ASCII paths work.
     ``exif_orientation``: apply a JPEG's EXIF orientation tag (OpenCV's default), or keep the stored
     pixel layout (``False``).
+    ``reduction`` (1, 2, 4 or 8): a JPEG is decoded at 1/reduction of its size, each side rounded up, by
+    libjpeg's DCT scaling (output pixel i averages the stored pixels [i * reduction, (i + 1) * reduction));
+    other formats are always read whole.
     Raises ``DatasetError("cannot read image <path>: <reason>")`` for a missing, empty,
     truncated or undecodable file.
     """
+    if reduction not in _REDUCED_COLOR:
+        raise ValueError(f"reduction must be 1, 2, 4 or 8, got {reduction!r}")
     path = os.fspath(path)
     try:
         with open(path, "rb") as f:
@@ -46,12 +56,17 @@ def read_image(path, exif_orientation=True):
     # OpenCV decodes a cut JPEG into a partly grey image without an error. A complete JPEG has an
     # end-of-image marker after its last start-of-scan marker (markers never occur inside the
     # entropy-coded data, and an EXIF thumbnail's markers come before the main image's scans).
-    if data[:2] == b"\xff\xd8":
+    is_jpeg = data[:2] == b"\xff\xd8"
+    # a file ending in the marker passes without searching it backwards (same verdict, the usual case)
+    if is_jpeg and not (data.endswith(b"\xff\xd9") and b"\xff\xda" in data):
         last_scan = data.rfind(b"\xff\xda")
         if last_scan < 0 or data.find(b"\xff\xd9", last_scan) < 0:
             raise DatasetError(f"cannot read image {path}: truncated JPEG (no end-of-image marker)")
     try:
-        flags = cv2.IMREAD_COLOR if exif_orientation else cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+        # other formats would be decoded whole and then resized by OpenCV: no gain, another pixel grid
+        flags = _REDUCED_COLOR[reduction] if is_jpeg else cv2.IMREAD_COLOR
+        if not exif_orientation:
+            flags |= cv2.IMREAD_IGNORE_ORIENTATION
         img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
     except cv2.error as err:  # e.g. a header announcing more pixels than OpenCV's limit (a decompression bomb)
         reason = " ".join(str(err).split())
@@ -352,25 +367,42 @@ class COCODataset(Dataset):
 
         A JPEG with an EXIF rotation is used in the orientation whose size the annotation file records:
         the stored pixels first (COCO's convention), else the rotated image."""
+        return self._load_image(index, reduction=1)[0]
+
+    def _load_image(self, index, reduction):
+        """``load_image``, a JPEG decoded at 1/``reduction`` size (sides rounded up, see ``read_image``).
+
+        Returns (img, the reduction used: 1 for other formats). ``reduction`` must be below both sides."""
         path = self.image_path(index)
-        img = read_image(path, exif_orientation=False)
         height, width = self.image_size(index)
-        if img.shape[:2] == (width, height) and height != width:
-            rotated = read_image(path, exif_orientation=True)
-            if rotated.shape[:2] == (height, width):
+        reduced = (-(-height // reduction), -(-width // reduction))
+        img = read_image(path, exif_orientation=False, reduction=reduction)
+        if img.shape[:2] in (reduced[::-1], (width, height)) and height != width:
+            rotated = read_image(path, exif_orientation=True, reduction=reduction)
+            if rotated.shape[:2] in (reduced, (height, width)):
                 img = rotated
-        if img.shape[:2] != (height, width):
-            raise DatasetError(
-                f"cannot use image {path}: it is {img.shape[1]}x{img.shape[0]} (w x h) but "
-                f"{self.json_file} says {width}x{height}"
-            )
-        return img
+        if img.shape[:2] == (height, width):
+            return img, 1
+        if img.shape[:2] == reduced:
+            return img, reduction
+        if reduction > 1:  # a size mismatch: report it at full size
+            return self._load_image(index, reduction=1)
+        raise DatasetError(
+            f"cannot use image {path}: it is {img.shape[1]}x{img.shape[0]} (w x h) but "
+            f"{self.json_file} says {width}x{height}"
+        )
 
     def _read_resized(self, index):
         img = self.load_image(index)
         r = self._resize_ratio(index)
         size = (int(img.shape[1] * r), int(img.shape[0] * r))
         return cv2.resize(img, size, interpolation=cv2.INTER_LINEAR).astype(np.uint8)
+
+    def letterbox_size(self, index):
+        """(height, width) of the image at ``index`` once letterbox-resized for ``img_size`` (``pull_item``'s)."""
+        height, width = self._img_hw[index]
+        r = self._resize_ratio(index)
+        return int(height * r), int(width * r)
 
     def load_resized_img(self, index):
         """The image at ``index`` letterbox-resized for ``img_size`` (HWC uint8, a fresh writable array)."""
@@ -383,26 +415,69 @@ class COCODataset(Dataset):
                 pass  # cache file gone or damaged: read the image itself
         return self._read_resized(index)
 
+    def _load_scaled_img(self, index, scale):
+        """(img, pitch): see ``pull_scaled_item``."""
+        if self.imgs is not None and self.imgs[index] is not None:
+            return self.imgs[index], (1.0, 1.0)
+        if self.cache_dir is not None:
+            return self.load_resized_img(index), (1.0, 1.0)
+        height, width = self._img_hw[index]
+        letterbox_h, letterbox_w = self.letterbox_size(index)
+        # output pixels per stored pixel; a reduced decode must still give >= 1 decoded pixel per output pixel
+        zoom = max(letterbox_h / height, letterbox_w / width) * scale
+        reduction = 1
+        while reduction < 8 and 2 * reduction * zoom <= 1 and 2 * reduction < min(height, width):
+            reduction *= 2
+        img, reduction = self._load_image(index, reduction)
+        return img, (reduction * letterbox_h / height, reduction * letterbox_w / width)
+
+    def pull_scaled_item(self, index, scale=1.0):
+        """``pull_item`` for an image that will be drawn at ``scale`` output pixels per letterboxed pixel.
+
+        Instead of the letterboxed image it returns the image at a size that still has at least one pixel
+        per output pixel, without resizing it: a JPEG is decoded at 1/2, 1/4 or 1/8 of its size by libjpeg
+        (DCT scaling, cheaper than decoding it whole) when ``scale`` allows; cached images come as cached.
+        Returns (img, labels, (h, w), img_id, letterbox_hw, pitch):
+          img: HWC BGR uint8 showing the whole image, to be read only (it may be the RAM cache's array);
+            None when ``scale`` is None: labels only, the image is not read (an unreadable one that has not
+            been met yet is not noticed);
+          labels, (h, w), img_id: as ``pull_item`` (labels in letterboxed pixels);
+          letterbox_hw: (height, width) of the image ``pull_item`` returns;
+          pitch: (py, px) letterboxed pixels per ``img`` pixel; pixel (x, y) of ``img`` lies at
+            ((x + 0.5) * px - 0.5, (y + 0.5) * py - 0.5) of the letterboxed image (``cv2.resize``'s pixel grid).
+        """
+        def load(candidate):
+            return (None, None) if scale is None else self._load_scaled_img(candidate, scale)
+
+        candidate, (img, pitch) = self._first_readable(index, load)
+        labels = self.load_anno(candidate)
+        labels[:, :4] *= self._resize_ratio(candidate)
+        return img, labels, self.image_size(candidate), self.ids[candidate], self.letterbox_size(candidate), pitch
+
     def pull_item(self, index):
         """(resized img HWC uint8, labels ndarray[K, 5] scaled by r, (h, w) original size, img_id).
 
         With ``skip_bad_images`` an unreadable image is replaced by the next readable one
         (index + 1, index + 2, ...), with one warning per bad file.
         """
+        candidate, img = self._first_readable(index, self.load_resized_img)
+        labels = self.load_anno(candidate)
+        labels[:, :4] *= self._resize_ratio(candidate)
+        return img, labels, self.image_size(candidate), self.ids[candidate]
+
+    def _first_readable(self, index, load):
+        """(candidate, load(candidate)) for the first of index, index + 1, ... that loads: with
+        ``skip_bad_images`` unreadable images are skipped (one warning each), else their error is raised."""
         for step in range(len(self)):
             candidate = (index + step) % len(self)
             if candidate in self._bad_indices:
                 continue
             try:
-                img = self.load_resized_img(candidate)
+                return candidate, load(candidate)
             except DatasetError as err:
                 if not self.skip_bad_images:
                     raise
                 self._mark_bad(candidate, err)
-                continue
-            labels = self.load_anno(candidate)
-            labels[:, :4] *= self._resize_ratio(candidate)
-            return img, labels, self.image_size(candidate), self.ids[candidate]
         raise DatasetError(f"no readable image among the {len(self)} images of {self.json_file}")
 
     def _mark_bad(self, index, err):
