@@ -66,19 +66,22 @@ def _inputs():
     return box_raw, iou_raw, cls_raw, labels
 
 
-def _head_terms(head, images):
-    """The head's loss dict for the given images of the fixed batch."""
-    box_raw, iou_raw, cls_raw, labels = (t[images] for t in _inputs())
-    h = w = INPUT
+def _head_anchor_metadata(head):
+    """The head's own anchor metadata for the input: grid ``[N, 2]``, strides ``[N]``, sides ``[N]``, per level."""
     grid, side, stride, per_level = [], [], [], []
     for s in STRIDES:
-        g, sd = head._level_anchors(h // s, w // s, s, torch.device("cpu"), torch.float32)
+        g, sd = head._level_anchors(INPUT // s, INPUT // s, s, torch.device("cpu"), torch.float32)
         grid.append(g)
         side.append(sd)
         stride.append(torch.full((g.shape[0],), float(s)))
         per_level.append(g.shape[0])
-    return head.get_losses(box_raw, iou_raw, cls_raw, torch.cat(grid), torch.cat(stride), torch.cat(side),
-                           per_level, labels)
+    return torch.cat(grid), torch.cat(stride), torch.cat(side), per_level
+
+
+def _head_terms(head, images):
+    """The head's loss dict for the given images of the fixed batch."""
+    box_raw, iou_raw, cls_raw, labels = (t[images] for t in _inputs())
+    return head.get_losses(box_raw, iou_raw, cls_raw, *_head_anchor_metadata(head), labels)
 
 
 def _iou_giou(a, b):
@@ -98,14 +101,7 @@ def _per_image_sums(head, cls_loss):
     box_raw, iou_raw, cls_raw, labels = _inputs()
     centres, sides, _ = _anchors()
     # Which anchors are positive and their gt: the head's ATSS (on the head's own decoding of the boxes).
-    grid, side, stride, per_level = [], [], [], []
-    for s in STRIDES:
-        g, sd = head._level_anchors(INPUT // s, INPUT // s, s, torch.device("cpu"), torch.float32)
-        grid.append(g)
-        side.append(sd)
-        stride.append(torch.full((g.shape[0],), float(s)))
-        per_level.append(g.shape[0])
-    grid, side, stride = torch.cat(grid), torch.cat(side), torch.cat(stride)
+    grid, stride, side, per_level = _head_anchor_metadata(head)
     fg, gt_boxes, gt_classes, _ = head._atss_targets(head.decode(box_raw, grid, stride, side), grid, stride, side,
                                                      per_level, labels)
     b_idx, a_idx = fg.nonzero(as_tuple=True)
