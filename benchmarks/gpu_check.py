@@ -10,7 +10,8 @@ Run through ``benchmarks/gpu_check.sh`` (which sets PYTHONPATH and installs any 
                batches from the same initial weights; the per-class statistics (pos_grad, neg_grad, g^j and
                gamma^j) of the two runs are compared.
 3. data        the data pipeline's images/s per worker on this machine's CPU (benchmarks/bench_data_pipeline.py),
-               for the data-bound analysis: data images/s = per worker x 4 workers vs training images/s.
+               for the data-bound analysis: data images/s = per worker x the default workers
+               (``yolox.data.default_num_workers``, printed) vs training images/s.
 
 ``--cpu-dry-run`` runs every part on the CPU at tiny sizes (float32 both sides) to check the script.
 Results: a table per part on stdout and ``gpu_check.json`` in ``--out``.
@@ -316,9 +317,12 @@ def main():
     if "data" in parts:
         report["data"] = run_data(args)
     if "throughput" in parts and report["throughput"]:
+        from yolox.data.dataloading import default_num_workers
+
         train_rates = [r["images_per_s"] for r in report["throughput"] if "images_per_s" in r]
         print(f"\ndata-bound check: training consumes {min(train_rates):.1f}-{max(train_rates):.1f} images/s; compare "
-              f"with 4 workers x the 'full' images/s/worker above" if train_rates else "")
+              f"with {default_num_workers()} workers (the default here) x the 'full' images/s/worker above"
+              if train_rates else "")
     report["seconds"] = time.perf_counter() - start
     with open(os.path.join(args.out, "gpu_check.json"), "w") as f:
         json.dump(report, f, indent=1, default=str)
