@@ -192,13 +192,14 @@ def summarize(results, variants):
 
 
 def markdown_table(summary):
-    """The Table-1-style Markdown table: one row per loss, AP / APr / APc / APf as mean +- std (%)."""
+    """The Table-1-style Markdown table: one row per loss, AP / APr / APc / APf as mean +- std (%); ``n/a``
+    where a group has no class with ground truth in the validation set."""
     lines = ["| loss | seeds | " + " | ".join(METRICS) + " |", "|---|---|" + "---|" * len(METRICS)]
     for variant, entry in summary.items():
         cells = []
         for key in METRICS:
             m = entry[key]
-            cells.append("nan" if math.isnan(m["mean"]) else f"{m['mean']:.1f} ± {m['std']:.1f}")
+            cells.append("n/a" if math.isnan(m["mean"]) else f"{m['mean']:.1f} ± {m['std']:.1f}")
         lines.append(f"| {variant} | {len(entry['seeds'])} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

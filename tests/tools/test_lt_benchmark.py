@@ -42,6 +42,10 @@ def test_summary_and_markdown_table_report_mean_and_std_in_percent():
     assert lines[0] == "| loss | seeds | AP | APr | APc | APf |"
     assert lines[2] == "| efl | 1 | 30.0 ± 0.0 | 15.0 ± 0.0 | 30.0 ± 0.0 | 60.0 ± 0.0 |"
     assert lines[3] == "| fl | 2 | 15.0 ± 7.1 | 7.5 ± 3.5 | 15.0 ± 7.1 | 30.0 ± 14.1 |"
+    # a frequency group without classes in the validation set is shown as n/a, not nan
+    no_rare = tool.summarize([{"variant": "fl", "seed": 0, "AP": 0.1, "APr": float("nan"), "APc": 0.1, "APf": 0.1}],
+                             ["fl"])
+    assert tool.markdown_table(no_rare).splitlines()[2] == "| fl | 1 | 10.0 ± 0.0 | n/a | 10.0 ± 0.0 | 10.0 ± 0.0 |"
 
 
 def test_smoke_run_on_the_tiny_preset_writes_table_json_and_charts(tmp_path, capsys, monkeypatch):
