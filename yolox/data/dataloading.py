@@ -54,11 +54,11 @@ def available_cpus():
         return os.cpu_count() or 1
 
 
-def default_num_workers(max_workers=MAX_DEFAULT_WORKERS):
+def default_num_workers(max_workers=MAX_DEFAULT_WORKERS, log=True):
     """DataLoader workers per training process: this process' CPUs (``available_cpus``) shared among the
     training processes of the machine (``LOCAL_WORLD_SIZE``, set by ``launch`` and ``torchrun``; 1 when
     unset), at most ``max_workers``. 0 (load in the training process) when there is less than one CPU per
-    process. The choice is logged once per process."""
+    process. With ``log``, the choice is logged once per process."""
     global _logged_workers
     cpus = available_cpus()
     try:
@@ -67,7 +67,7 @@ def default_num_workers(max_workers=MAX_DEFAULT_WORKERS):
         local_processes = 1
     workers = max(0, min(max_workers, cpus // local_processes))
     choice = (workers, cpus, local_processes)
-    if _logged_workers != choice:
+    if log and _logged_workers != choice:
         _logged_workers = choice
         logger.info(f"data loader: {workers} workers per process ({cpus} CPUs available, {local_processes} "
                     f"training process(es) on this machine, at most {max_workers}); set data_num_workers to override")

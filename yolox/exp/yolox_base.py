@@ -53,7 +53,7 @@ class Exp(BaseExp):
         # ---------------- dataloader ---------------- #
         # workers per process: the CPUs this process may use over the local processes, at most 8 (logged)
         from yolox.data.dataloading import default_num_workers
-        self.data_num_workers = default_num_workers()
+        self.data_num_workers = default_num_workers(log=False)  # logged when a training loader is built
         self.input_size = (640, 640)  # (height, width)
         # Multi-scale training: sizes (input_size / 32 +- multiscale_range) * 32; 0 disables.
         self.multiscale_range = 5
@@ -208,6 +208,10 @@ class Exp(BaseExp):
     def get_data_loader(self, batch_size, is_distributed, no_aug=False, cache_img=None, sampler_start=0):
         """The training loader. ``batch_size`` is per process."""
         from yolox.data import DataLoader, MosaicDetection, TrainTransform, YoloBatchSampler, worker_init_reset_seed
+        from yolox.data.dataloading import default_num_workers
+
+        if self.data_num_workers == default_num_workers(log=False):
+            default_num_workers()  # say once why this many workers (the default, unless set to the same value)
 
         dataset = self.get_dataset(cache=cache_img is not None, cache_type=cache_img or "ram")
         self.dataset = MosaicDetection(
