@@ -57,3 +57,20 @@ def test_rare_hits_count_own_class_detections_above_the_score_threshold():
     ]
     assert rare_hits_by_image(gt, dets, score_thresh=0.15) == {1: (2, 1), 2: (1, 0)}
     assert rare_hits_by_image(gt, dets, score_thresh=0.05) == {1: (2, 2), 2: (1, 0)}
+
+
+def test_a_checkpoint_of_another_experiment_is_refused(tmp_path):
+    """The diagnostics load weights for inference: a head of another class count must fail, not give recall 0."""
+    import torch
+
+    from yolox.evaluators.lt_diagnostics import detect_validation_set
+    from yolox.exp import LTProxyExp
+    from yolox.utils import CheckpointError
+
+    other = LTProxyExp("fl")
+    other.num_classes = 7
+    torch.save({"model": other.get_model().state_dict()}, tmp_path / "other.pth")
+    exp = LTProxyExp("fl")
+    exp.data_dir = str(tmp_path / "never_read")  # the weights are checked before any data is touched
+    with pytest.raises(CheckpointError, match="does not fit"):
+        detect_validation_set(exp, tmp_path / "other.pth")

@@ -94,13 +94,12 @@ def rare_hits_by_image(gt, detections, score_thresh, iou_thresh=0.5):
 def detect_validation_set(exp, ckpt_path, batch_size=16):
     """The experiment's validation detections of a checkpoint (CPU, the experiment's post-processing, at most
     ``exp.max_det`` per image) as COCO-style results, and the ground-truth json path."""
-    from yolox.utils import load_checkpoint_file, load_ckpt
+    from yolox.utils.checkpoint import load_model_weights
 
     from .detection_gather import detections_to_coco, gather_detections, resolve_gt_json, run_detector
 
     model = exp.get_model()
-    ckpt = load_checkpoint_file(ckpt_path, map_location="cpu")
-    load_ckpt(model, ckpt["model"] if "model" in ckpt else ckpt)
+    load_model_weights(model, ckpt_path)  # a checkpoint of another experiment fails here, not as recall 0
     model.eval()
     loader = exp.get_eval_loader(batch_size, False)
     dataset = loader.dataset
