@@ -115,7 +115,7 @@ def batch_pool(count, batch, size, max_labels, num_classes, device="cpu", seed=0
                             seed=seed + i, device=device) for i in range(count)]
 
 
-def make_trainer(exp, batch_size, batches, output_dir, device="cpu", fp16=False, iters_per_epoch=1000):
+def make_trainer(exp, batch_size, batches, output_dir, device="cpu", fp16=False, iters_per_epoch=1000, bf16=False):
     """The project's ``Trainer`` set up around ``exp`` without a dataset: ``train_iter`` cycles over
     ``batches`` (a list of (images, targets)); the model is attached with ``Trainer.attach_model`` (EFL
     statistics modules, BatchNorm backup, EMA) as ``Trainer.before_train`` does, with the experiment's
@@ -129,7 +129,7 @@ def make_trainer(exp, batch_size, batches, output_dir, device="cpu", fp16=False,
     exp.multiscale_range = 0  # fixed size: the synthetic batches are already at input_size
     exp.input_size = tuple(batches[0][0].shape[-2:])
     device = torch.device(device)
-    args = SimpleNamespace(fp16=fp16, device=device.type, experiment_name="bench", batch_size=batch_size,
+    args = SimpleNamespace(fp16=fp16, bf16=bf16, device=device.type, experiment_name="bench", batch_size=batch_size,
                            cache=None, logger="none", resume=False, ckpt=None, start_epoch=None)
     trainer = Trainer(exp, args)
     model = exp.get_model().to(trainer.device)

@@ -30,6 +30,8 @@ def make_parser():
     parser.add_argument("--num_machines", default=1, type=int, help="number of nodes")
     parser.add_argument("--machine_rank", default=0, type=int, help="node rank for multi-node training")
     parser.add_argument("--fp16", dest="fp16", default=False, action="store_true", help="mixed precision (CUDA)")
+    parser.add_argument("--bf16", dest="bf16", default=False, action="store_true",
+                        help="mixed precision in bfloat16: no loss scaling (CUDA, or CPUs with bfloat16 support)")
     parser.add_argument("--cache", type=str, nargs="?", const="ram", choices=["ram", "disk"], default=None,
                         help="cache images in RAM or on disk")
     parser.add_argument("-o", "--occupy", dest="occupy", default=False, action="store_true",
@@ -64,6 +66,13 @@ def prepare(args):
         raise YOLOXError(f"--num_machines {args.num_machines} needs --dist-url tcp://HOST:PORT of machine 0 (the same "
                          f"on every machine)")
     args.device = check_devices(args.device, args.devices)
+    if args.fp16 and args.bf16:
+        raise YOLOXError("--fp16 and --bf16 exclude each other: choose one mixed precision")
+    if args.bf16 and args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_bf16_supported():
+            raise YOLOXError("--bf16: this GPU has no bfloat16 support; use --fp16")
     if args.devices is None:
         args.devices = 1
     check_file(args.ckpt, "checkpoint")

@@ -111,7 +111,7 @@ def test_k_consecutive_nonfinite_steps_stop_with_one_message(exp_file, tmp_path)
 
 def _bare_trainer(amp):
     trainer = Trainer.__new__(Trainer)
-    trainer.amp_training = amp
+    trainer.amp_training = trainer.loss_scaling = amp  # float16 autocast with its loss scaler
     trainer.nonfinite_streak = trainer.overflow_streak = 0
     trainer.max_consecutive_nonfinite, trainer.max_consecutive_overflow = 3, 5
     trainer.epoch, trainer.iter, trainer.max_iter, trainer.file_name = 0, 0, 100, "out"

@@ -143,7 +143,11 @@ def train_step_recording_cls_loss(model):
     original = model.head.cls_loss.forward
 
     def recording_forward(logits, targets, normalizer=1.0, **kwargs):
-        calls.append((logits.detach().clone(), targets.clone(), normalizer, kwargs))
+        dense = targets
+        if targets is None:  # sparse targets (pos_index, pos_targets): recorded in their dense form
+            dense = torch.zeros_like(logits, dtype=torch.float32)
+            dense[kwargs["pos_index"]] = kwargs["pos_targets"]
+        calls.append((logits.detach().clone(), dense.clone(), normalizer, kwargs))
         return original(logits, targets, normalizer, **kwargs)
 
     model.head.cls_loss.forward = recording_forward

@@ -53,6 +53,12 @@ def test_a_malformed_onnx_input_shape_is_an_argument_error(value):
     assert "Traceback" not in proc.stderr and "torch" not in _imported(proc.stderr)
 
 
+def test_train_takes_one_mixed_precision(tmp_path):
+    proc = _run("tools/train.py", "-n", "yolox-nano", "--device", "cpu", "--fp16", "--bf16", "output_dir", tmp_path)
+    assert proc.returncode == 2
+    assert "--fp16 and --bf16 exclude each other" in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_export_keeps_upstreams_decode_flag():
     proc = _run("tools/export_onnx.py", "--no-decode")
     assert proc.returncode == 2 and "unrecognized arguments: --no-decode" in proc.stderr

@@ -1,4 +1,5 @@
 """LR schedule, EMA, checkpoints."""
+import copy
 import math
 import os
 import pickle
@@ -43,6 +44,37 @@ def test_ema_averages_params_and_bn_but_copies_other_buffers():
     torch.testing.assert_close(ema.ema.conv.weight, old_w * d + (1 - d) * 1.0)
     torch.testing.assert_close(ema.ema.bn.running_mean, torch.full((2,), (1 - d) * 2.0))
     torch.testing.assert_close(ema.ema.pos_grad, torch.full((2,), 7.0))
+
+
+def test_ema_multi_tensor_update_equals_the_per_tensor_formula():
+    """The foreach update is bit for bit ``ema.mul_(d).add_(x, alpha=1 - d)`` per tensor, and copies the
+    integer buffers (num_batches_tracked) and other records."""
+    from yolox.exp.yolox_base import Exp
+
+    exp = Exp()
+    exp.depth, exp.width, exp.num_classes = 0.33, 0.25, 5
+    torch.manual_seed(0)
+    model = exp.get_model()
+    ema = ModelEMA(model, decay=0.9998)
+    reference = copy.deepcopy(ema.ema)
+    for step in range(1, 4):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p))
+            for name, buf in model.named_buffers():
+                buf.add_(1 if not buf.is_floating_point() else torch.rand_like(buf))
+        ema.update(model)
+        d = ema.decay_at(step)
+        sources = model.state_dict()
+        with torch.no_grad():
+            for name, value in reference.state_dict().items():
+                if name in ema._averaged and value.dtype.is_floating_point:
+                    value.mul_(d).add_(sources[name], alpha=1 - d)
+                else:
+                    value.copy_(sources[name])
+    for name, value in reference.state_dict().items():
+        assert torch.equal(ema.ema.state_dict()[name], value), name
+    assert int(ema.ema.state_dict()["backbone.backbone.stem.conv.bn.num_batches_tracked"]) == 3
 
 
 def test_atomic_save_and_safe_load(tmp_path):

@@ -1,8 +1,15 @@
 """The training loop. It receives an experiment object and never imports :mod:`yolox.exp`.
 
-One iteration: batch -> (multi-scale resize) -> forward under autocast -> finite-loss check on every rank
--> backward -> unscale -> finite-gradient check -> commit the EFL gradient statistics (skipped together
-with a non-finite step) -> optimizer step -> EMA -> learning rate.
+One iteration: batch -> (multi-scale resize) -> forward under autocast -> backward -> unscale -> one
+host synchronisation that reads, together, whether the loss is finite on every rank and the gradients
+are finite, and the logged loss values -> commit the EFL gradient statistics (skipped together with a
+non-finite step) -> optimizer step -> EMA -> learning rate.
+
+Throughput options (experiment attributes and flags, all off by default; each is tested equal to the
+default path on the CPU): ``--bf16`` (bfloat16 autocast, no loss scaling, CUDA or CPU), ``channels_last``
+(the model and its inputs in NHWC memory format), ``compile_model`` (``torch.compile`` of the backbone and
+the head's towers, :mod:`yolox.models.compile`; ``compile_backend``, ``compile_mode``; if compilation
+fails the run continues eagerly with a warning) and ``fused_optimizer`` (SGD's fused kernel).
 
 Exact resume: a checkpoint records the position (epoch, iteration in epoch), the input size, and every
 rank's random-number states. The data stream is (re)started at each resume point (every epoch start and
@@ -107,18 +114,29 @@ class Trainer:
         self.args = args
         self.max_epoch = exp.max_epoch
         self.device_type = getattr(args, "device", "cpu")
-        self.amp_training = bool(args.fp16) and self.device_type == "cuda"
-        if args.fp16 and self.device_type != "cuda":
-            logger.warning("--fp16 needs CUDA; training in float32 on the CPU")
+        # Mixed precision: float16 (--fp16, CUDA, with loss scaling) or bfloat16 (--bf16, CUDA or CPU,
+        # float32's exponent range, so no loss scaling and no skipped steps).
+        self.autocast_dtype = None
+        if getattr(args, "bf16", False):
+            self.autocast_dtype = torch.bfloat16
+        elif args.fp16 and self.device_type == "cuda":
+            self.autocast_dtype = torch.float16
+        elif args.fp16:
+            logger.warning("--fp16 needs CUDA; training in float32 on the CPU (--bf16 works on the CPU)")
+        self.amp_training = self.autocast_dtype is not None
         self.is_distributed = get_world_size() > 1
         self.rank = get_rank()
         self.local_rank = get_local_rank()
         self.world_size = get_world_size()
         self.device = torch.device(f"cuda:{self.local_rank}" if self.device_type == "cuda" else "cpu")
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_training)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype is torch.float16)
+        self.loss_scaling = self.scaler.is_enabled()
+        self.channels_last = bool(getattr(exp, "channels_last", False))
+        self.compile_model = bool(getattr(exp, "compile_model", False))
+        self.compiled = False  # True while compiled modules run (False again after a fallback)
         self.use_model_ema = exp.ema
         self.save_history_ckpt = exp.save_history_ckpt
-        self.data_type = torch.float16 if self.amp_training else torch.float32
+        self.data_type = torch.float16 if self.autocast_dtype is torch.float16 else torch.float32
         self.input_size = exp.input_size
         self.best_ap = 0.0
         self.meter = MeterBuffer(window_size=exp.print_interval)
@@ -167,21 +185,20 @@ class Trainer:
         targets = targets.to(self.device, non_blocking=True).to(self.data_type)
         targets.requires_grad = False
         inps, targets = self.exp.preprocess(inps, targets, self.input_size)
+        if self.channels_last:
+            inps = inps.contiguous(memory_format=torch.channels_last)
         data_end = time.time()
 
         self._copy_tensors(self._bn_buffers, self._bn_backup)
-        with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=self.amp_training):
-            outputs = self.model(inps, targets)
+        outputs = self._forward(inps, targets)
         loss = outputs["total_loss"]
         self.optimizer.zero_grad(set_to_none=True)
-        grad_scale = self.scaler.get_scale() if self.amp_training else 1.0
-
-        loss_ok = self._all_ranks_finite(loss)
-        step_ok = loss_ok
-        if loss_ok:
-            self.scaler.scale(loss).backward()
-            self.scaler.unscale_(self.optimizer)
-            step_ok = self._grads_finite()
+        # Backward always runs, also for a non-finite loss: deciding first would cost a host
+        # synchronisation before the backward; a non-finite loss makes the step skipped below anyway.
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        loss_ok, step_ok, logged = self._step_decision(loss, outputs)
+        grad_scale = self.scaler.get_scale() if self.loss_scaling else 1.0
         for module in self.grad_stat_modules:
             module.commit_grad_stats(grad_scale=grad_scale, skip=not step_ok)
         if step_ok:
@@ -190,19 +207,64 @@ class Trainer:
             # the forward pass already moved the BatchNorm statistics (possibly to NaN): undo it too
             self._copy_tensors(self._bn_backup, self._bn_buffers)
         if loss_ok:
-            # GradScaler.update() needs the inf check of unscale_(); a skipped forward has none (and a
-            # non-finite loss says nothing about the gradient scale).
+            # GradScaler.update() needs the inf check of unscale_()
             self.scaler.update()
-        self._count_nonfinite(loss_ok, step_ok, outputs)
+        elif self.loss_scaling:
+            # a non-finite loss says nothing about the gradient scale: keep it (and end this step's
+            # unscale_() record, which update() does)
+            self.scaler.update(grad_scale)
+        self._count_nonfinite(loss_ok, step_ok, logged)
 
         if self.use_model_ema and step_ok:
             self.ema_model.update(self.model)
         lr = self.advance_lr()
 
         iter_end = time.time()
-        self.meter.update(iter_time=iter_end - iter_start, data_time=data_end - iter_start, lr=lr,
-                          **{k: v for k, v in outputs.items()})
+        self.meter.update(iter_time=iter_end - iter_start, data_time=data_end - iter_start, lr=lr, **logged)
         self.after_iter()
+
+    def _forward(self, inps, targets):
+        """The model's loss dict under the run's autocast; if compiled modules fail (no compiler, an
+        unsupported operation), they are switched off and the step is run again eagerly."""
+        with torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype or torch.bfloat16,
+                            enabled=self.amp_training):
+            if not self.compiled:
+                return self.model(inps, targets)
+            try:
+                return self.model(inps, targets)
+            except Exception as e:  # noqa: BLE001 - any compiler failure; an eager failure re-raises below
+                from yolox.models.compile import uncompile
+
+                root = e
+                while getattr(root, "inner_exception", None) or root.__cause__:  # the compiler's own error
+                    root = getattr(root, "inner_exception", None) or root.__cause__
+                lines = str(root).strip().splitlines()
+                logger.warning(f"torch.compile failed ({type(root).__name__}: {lines[0][:300] if lines else ''}); "
+                               f"training eagerly")
+                uncompile(unwrap_model(self.model))
+                self.compiled = False
+                self._copy_tensors(self._bn_backup, self._bn_buffers)
+                return self.model(inps, targets)
+
+    def _step_decision(self, loss, outputs):
+        """(loss finite on every rank, step ok, the outputs as floats) with one host synchronisation.
+
+        The step is ok when the loss is finite on every rank and every gradient is finite (DDP has
+        averaged the gradients, so all ranks agree). The flags travel in one collective; the logged
+        values come back in the same device-to-host copy.
+        """
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        grads_finite = (torch.isfinite(torch.nn.utils.get_total_norm(grads, error_if_nonfinite=False))
+                        if grads else torch.ones((), dtype=torch.bool, device=loss.device))
+        flags = torch.stack([torch.isfinite(loss.detach()), grads_finite.to(loss.device)]).float()
+        if self.is_distributed:
+            dist.all_reduce(flags, op=dist.ReduceOp.MIN)
+        names = list(outputs)
+        values = torch.stack([torch.as_tensor(outputs[k]).detach().float().reshape(()).to(flags.device)
+                              for k in names])
+        host = torch.cat([flags, values]).tolist()
+        loss_ok = host[0] > 0
+        return loss_ok, loss_ok and host[1] > 0, dict(zip(names, host[2:]))
 
     def advance_lr(self):
         """Set the optimizer's learning rate for the iteration after the current one; returns it."""
@@ -217,28 +279,13 @@ class Trainer:
             with torch.no_grad():
                 torch._foreach_copy_(destinations, sources)
 
-    def _all_ranks_finite(self, loss):
-        """True when the loss is finite on every rank (all ranks must skip together under DDP)."""
-        flag = torch.isfinite(loss.detach()).float().reshape(1)
-        if self.is_distributed:
-            dist.all_reduce(flag, op=dist.ReduceOp.MIN)
-        return bool(flag.item() > 0)
-
-    def _grads_finite(self):
-        """True when every gradient is finite (DDP has averaged them, so all ranks agree)."""
-        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
-        if not grads:
-            return True
-        norm = torch.nn.utils.get_total_norm(grads, error_if_nonfinite=False)
-        return bool(torch.isfinite(norm).item())
-
     def _count_nonfinite(self, loss_ok, step_ok, outputs):
         if step_ok:
             self.nonfinite_streak = self.overflow_streak = 0
             return
-        terms = ", ".join(f"{k}={float(torch.as_tensor(v).detach()):.4g}" for k, v in outputs.items())
+        terms = ", ".join(f"{k}={float(v):.4g}" for k, v in outputs.items())
         where = f"epoch {self.epoch + 1} iter {self.iter + 1} (global iteration {self.progress_in_iter + 1})"
-        if self.amp_training and loss_ok:
+        if self.loss_scaling and loss_ok:
             self.overflow_streak += 1
             streak, limit, what = self.overflow_streak, self.max_consecutive_overflow, "gradient overflows"
             logger.info(f"gradient overflow under mixed precision at {where}: step skipped, loss scale lowered")
@@ -315,6 +362,9 @@ class Trainer:
         :meth:`train_one_iter` trains: DDP when distributed, the modules that collect gradient statistics,
         the BatchNorm backup a skipped step restores, and the EMA (restored from ``ckpt`` when it has one;
         ``max_iter`` and the start position must be set)."""
+        if self.channels_last:
+            # in place: the optimizer built over the parameters keeps them
+            model.to(memory_format=torch.channels_last)
         if self.is_distributed:
             model = DDP(model, device_ids=[self.local_rank] if self.device_type == "cuda" else None,
                         broadcast_buffers=False)
@@ -330,6 +380,15 @@ class Trainer:
             if ckpt is not None and "ema" in ckpt:
                 self.ema_model.ema.load_state_dict(ckpt["ema"])
                 self.ema_model.updates = ckpt.get("ema_updates", self.ema_model.updates)
+        if self.compile_model:
+            # after the EMA copy, which stays eager (evaluation runs it once per eval_interval)
+            from yolox.models.compile import compile_dense_parts
+
+            parts = compile_dense_parts(unwrap_model(model), backend=getattr(self.exp, "compile_backend", "inductor"),
+                                        mode=getattr(self.exp, "compile_mode", None))
+            self.compiled = True
+            logger.info(f"torch.compile: {len(parts)} modules (backbone, head stems and towers), "
+                        f"backend {getattr(self.exp, 'compile_backend', 'inductor')}; compiled at their first use")
 
     def _base_dataset(self):
         dataset = self.train_loader.dataset

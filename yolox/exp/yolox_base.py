@@ -107,6 +107,12 @@ class Exp(BaseExp):
         # Stop after this many consecutive non-finite losses (or, under AMP, gradient overflows).
         self.max_consecutive_nonfinite = 10
         self.max_consecutive_overflow = 50
+        # Throughput options (docs/benchmarks.md); each gives the default path's losses on the CPU tests.
+        self.channels_last = False  # model and inputs in NHWC memory format (faster convs on tensor cores)
+        self.compile_model = False  # torch.compile the backbone and the head's towers (eager if it fails)
+        self.compile_backend = "inductor"
+        self.compile_mode = None  # e.g. "max-autotune-no-cudagraphs"
+        self.fused_optimizer = False  # SGD's fused kernel
         self.exp_name = os.path.split(os.path.realpath(__file__))[1].split(".")[0]
 
         # ---------------- testing ---------------- #
@@ -281,7 +287,9 @@ class Exp(BaseExp):
             if isinstance(weight, nn.Parameter):
                 is_bn = isinstance(module, nn.modules.batchnorm._BatchNorm)
                 (bn_weights if is_bn else weights).append(weight)
-        optimizer = torch.optim.SGD(bn_weights, lr=lr, momentum=self.momentum, nesterov=True)
+        # fused: one kernel for the whole update (and, under GradScaler, no host read of the inf flag)
+        fused = True if getattr(self, "fused_optimizer", False) else None
+        optimizer = torch.optim.SGD(bn_weights, lr=lr, momentum=self.momentum, nesterov=True, fused=fused)
         optimizer.add_param_group({"params": weights, "weight_decay": self.weight_decay})
         optimizer.add_param_group({"params": biases})
         optimizer.add_param_group({"params": cls_biases, "weight_decay": self.cls_bias_weight_decay})

@@ -23,6 +23,10 @@ class ModelEMA:
 
     def __init__(self, model, decay=0.9999, updates=0):
         self.ema = deepcopy(unwrap_model(model)).eval()
+        # A copy of a compiled module would still run the original through its compiled wrapper.
+        for module in self.ema.modules():
+            if getattr(module, "_compiled_call_impl", None) is not None:
+                module._compiled_call_impl = None
         self.updates = updates
         self.decay = decay
         for p in self.ema.parameters():
@@ -38,12 +42,22 @@ class ModelEMA:
 
     @torch.no_grad()
     def update(self, model):
+        """One EMA step. Multi-tensor (foreach) kernels: a few launches for the whole model instead of
+        two per tensor, with the same arithmetic per element as ``mul_(d).add_(x, alpha=1 - d)``."""
         self.updates += 1
         d = self.decay_at(self.updates)
         msd = unwrap_model(model).state_dict()
+        averaged, sources, copied, copy_sources = [], [], [], []
         for name, value in self.ema.state_dict().items():
             src = msd[name].detach()
             if name in self._averaged and value.dtype.is_floating_point:
-                value.mul_(d).add_(src.to(value.dtype), alpha=1 - d)
+                averaged.append(value)
+                sources.append(src if src.dtype == value.dtype else src.to(value.dtype))
             else:
-                value.copy_(src)
+                copied.append(value)
+                copy_sources.append(src)
+        if averaged:
+            torch._foreach_mul_(averaged, d)
+            torch._foreach_add_(averaged, sources, alpha=1 - d)
+        if copied:
+            torch._foreach_copy_(copied, copy_sources)

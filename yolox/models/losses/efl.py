@@ -1,4 +1,5 @@
 """Equalized Focal Loss (Li et al., CVPR 2022)."""
+import torch
 import torch.nn.functional as F
 
 from .grad_stats import GradStatsMixin
@@ -8,11 +9,23 @@ __all__ = ["EqualizedFocalLoss"]
 
 
 def _check_shapes(logits, targets, num_classes):
-    if logits.dim() != 2 or logits.shape != targets.shape or logits.shape[1] != num_classes:
+    """Dense targets must match the [N, C] logits; ``targets=None`` (sparse targets) checks the logits only."""
+    target_shape = logits.shape if targets is None else targets.shape
+    if logits.dim() != 2 or logits.shape != target_shape or logits.shape[1] != num_classes:
         raise ValueError(
             f"expected logits and targets of shape [N, {num_classes}], got {tuple(logits.shape)} "
-            f"and {tuple(targets.shape)}"
+            f"and {None if targets is None else tuple(targets.shape)}"
         )
+
+
+def _check_sparse_targets(loss, targets, pos_mask, pos_index, pos_targets):
+    """Sparse targets (``targets=None``): the positives are pos_index, their targets pos_targets; hook mode only."""
+    if targets is not None:
+        return
+    if pos_index is None or pos_targets is None or pos_mask is not None:
+        raise ValueError("sparse targets (targets=None) need pos_index and pos_targets, and no pos_mask")
+    if not loss.takes_pos_targets:
+        raise ValueError(f"sparse targets need grad_mode='hook': the {loss.grad_mode!r} statistics read dense targets")
 
 
 class EqualizedFocalLoss(GradStatsMixin):
@@ -60,27 +73,40 @@ class EqualizedFocalLoss(GradStatsMixin):
             return 1.0
         return self.alpha * targets + (1.0 - self.alpha) * (1.0 - targets)
 
-    def forward(self, logits, targets, normalizer=1.0, pos_mask=None, pos_index=None, row_weight=None):
+    @property
+    def takes_pos_targets(self):
+        """Whether sparse targets (``targets=None`` with pos_index and pos_targets) are accepted: in hook mode;
+        the analytic mode evaluates its derivative over the dense [N, C] targets."""
+        return self.grad_mode == "hook"
+
+    def forward(self, logits, targets=None, normalizer=1.0, pos_mask=None, pos_index=None, row_weight=None,
+                pos_targets=None):
         """Summed EFL.
 
         Args:
             logits: [N, C] raw class scores (any float dtype; computed in float32).
-            targets: [N, C] 0/1 targets.
+            targets: [N, C] 0/1 targets, or None for sparse targets (``pos_index`` and ``pos_targets``; hook
+                mode only, see :attr:`takes_pos_targets`).
             normalizer: what the caller divides the returned sum by before backward (analytic mode only).
             pos_mask: optional bool [N, C] marking positive elements for the statistics (default targets > 0).
             pos_index: optional (rows, cols) of the positive elements instead of pos_mask; must cover every
-                non-zero target (the head passes each foreground anchor's class).
+                non-zero target (the head passes each foreground anchor's class). With sparse targets, the
+                [P] rows and [P] classes of the positives (one per row at most).
             row_weight: optional [N] factor on every element of a row (loss and statistics).
+            pos_targets: with ``targets=None``, the [P] targets at pos_index (1 for EFL); every other target
+                is 0, and no dense [N, C] target is built. The loss, gradient and statistics equal those of
+                the dense targets with the same pos_index.
         Returns:
             float32 scalar, the summed (not normalised) loss.
         """
         _check_shapes(logits, targets, self.num_classes)
-        x = logits.float()
-        y = targets.to(x.dtype)
-        pos_index, covers, sink = self._positives_and_stats(x, y, pos_mask, normalizer, pos_index, row_weight)
+        _check_sparse_targets(self, targets, pos_mask, pos_index, pos_targets)
+        y = None if targets is None else targets.to(torch.float32)
+        x, pos_index, covers, sink = self._positives_and_stats(logits, y, pos_mask, normalizer, pos_index, row_weight)
         gamma = self.gamma_per_class()
         alpha = None if self.alpha < 0 else self.alpha
-        return modulated_bce_sum(x, y, gamma, gamma / self.gamma_b, alpha, pos_index, covers, sink, row_weight)
+        return modulated_bce_sum(x, y, gamma, gamma / self.gamma_b, alpha, pos_index, covers, sink, row_weight,
+                                 pos_targets)
 
     def _analytic_grad_abs(self, x, targets, pos_mask):
         gamma, weight = self._factors()

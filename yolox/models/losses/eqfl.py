@@ -1,7 +1,8 @@
 """Equalized Quality Focal Loss: QFL with EFL's per-class focusing and weighting factors."""
+import torch
 import torch.nn.functional as F
 
-from .efl import _check_shapes
+from .efl import _check_shapes, _check_sparse_targets
 from .grad_stats import GradStatsMixin
 from .modulated_bce import modulated_bce_sum
 
@@ -42,27 +43,39 @@ class EqualizedQualityFocalLoss(GradStatsMixin):
         gamma = self.gamma_per_class().detach().unsqueeze(0)
         return gamma, gamma / self.gamma_b
 
-    def forward(self, logits, targets, normalizer=1.0, pos_mask=None, pos_index=None, row_weight=None):
+    @property
+    def takes_pos_targets(self):
+        """Whether sparse targets (``targets=None`` with pos_index and pos_targets) are accepted: in hook mode;
+        the analytic mode evaluates its derivative over the dense [N, C] targets."""
+        return self.grad_mode == "hook"
+
+    def forward(self, logits, targets=None, normalizer=1.0, pos_mask=None, pos_index=None, row_weight=None,
+                pos_targets=None):
         """Summed EQFL.
 
         Args:
             logits: [N, C] raw class scores (any float dtype; computed in float32).
-            targets: [N, C] one-hot(class) * IoU quality, in [0, 1].
+            targets: [N, C] one-hot(class) * IoU quality, in [0, 1], or None for sparse targets (``pos_index``
+                and ``pos_targets``; hook mode only, see :attr:`takes_pos_targets`).
             normalizer: what the caller divides the returned sum by before backward (analytic mode only).
             pos_mask: optional bool [N, C] marking positive elements for the statistics (default targets > 0;
                 pass one-hot(class) of the foreground anchors to also count positives whose IoU is 0).
             pos_index: optional (rows, cols) of the positive elements instead of pos_mask; must cover every
-                non-zero target (the head passes each foreground anchor's class).
+                non-zero target (the head passes each foreground anchor's class). With sparse targets, the
+                [P] rows and [P] classes of the positives (one per row at most).
             row_weight: optional [N] factor on every element of a row (loss and statistics).
+            pos_targets: with ``targets=None``, the [P] IoU qualities at pos_index (0 allowed: still a
+                positive for the statistics); every other target is 0, and no dense [N, C] target is built.
         Returns:
             float32 scalar, the summed (not normalised) loss.
         """
         _check_shapes(logits, targets, self.num_classes)
-        x = logits.float()
-        y = targets.to(x.dtype)
-        pos_index, covers, sink = self._positives_and_stats(x, y, pos_mask, normalizer, pos_index, row_weight)
+        _check_sparse_targets(self, targets, pos_mask, pos_index, pos_targets)
+        y = None if targets is None else targets.to(torch.float32)
+        x, pos_index, covers, sink = self._positives_and_stats(logits, y, pos_mask, normalizer, pos_index, row_weight)
         gamma = self.gamma_per_class()
-        return modulated_bce_sum(x, y, gamma, gamma / self.gamma_b, None, pos_index, covers, sink, row_weight)
+        return modulated_bce_sum(x, y, gamma, gamma / self.gamma_b, None, pos_index, covers, sink, row_weight,
+                                 pos_targets)
 
     def _analytic_grad_abs(self, x, targets, pos_mask):
         gamma, weight = self._factors()

@@ -124,7 +124,7 @@ class GradStatsMixin(nn.Module):
 
         Args:
             x: float32 logits [N, C] exactly as used in the loss graph (the hook is registered on it).
-            targets: float32 targets [N, C].
+            targets: float32 targets [N, C]; may be None in hook mode when pos_index is given.
             pos_mask: bool [N, C] of positive elements, or None for ``targets > 0`` (then found without a mask).
             normalizer: what the caller divides the summed loss by (used by the analytic mode only).
             pos_index: optional (rows, cols) of the positive elements instead of ``pos_mask``.
@@ -136,7 +136,7 @@ class GradStatsMixin(nn.Module):
         # targets >= 0, so its non-zero elements are the default positives: one search, no mask pass.
         if pos_index is None:
             pos_index = (targets if pos_mask is None else pos_mask).detach().nonzero(as_tuple=True)
-        if not (self.training and torch.is_grad_enabled() and x.requires_grad):
+        if not self._backward_follows(x):
             return pos_index  # no backward will follow (eval, no_grad, or frozen logits): collect nothing
         if self.grad_mode == "hook":
             def hook(grad):
@@ -158,26 +158,37 @@ class GradStatsMixin(nn.Module):
             self._pending_analytic = self._accumulate(self._pending_analytic, stats)
         return pos_index
 
-    def _positives_and_stats(self, x, targets, pos_mask, normalizer, pos_index, row_weight=None):
-        """For the focal-family kernel: (pos_index, whether it covers every non-zero target, stats sink).
+    def _positives_and_stats(self, logits, targets, pos_mask, normalizer, pos_index, row_weight=None):
+        """For the focal-family kernel: (logits for the kernel, pos_index, whether it covers every non-zero
+        target, stats sink).
 
         When the positives for the statistics also cover the non-zero targets (given as pos_index, or the
         default targets > 0), the kernel gathers the hook-mode statistics itself; otherwise (a pos_mask,
-        or analytic mode) they are collected the generic way and the sink is None.
+        analytic mode, or the released layout) they are collected the generic way and the sink is None.
+        ``targets`` may be None (sparse targets) when pos_index is given and the mode is not analytic.
+
+        The kernel takes the logits in their own dtype and casts them chunk by chunk; only the generic
+        collection, which reads the whole float32 gradient (hook) or float32 logits (analytic), gets a
+        float32 copy of the [N, C] logits, so its statistics stay what they were.
         """
         covers = pos_index is not None or pos_mask is None
         # The fused kernel gathers the per-class layout only; the released one needs the whole gradient.
         if covers and self.grad_mode == "hook" and self.stats_layout == "per_class":
             if pos_index is None:
                 pos_index = targets.detach().nonzero(as_tuple=True)
-            return pos_index, True, self._fused_stats_sink(x)
+            return logits, pos_index, True, self._fused_stats_sink(logits)
+        x = logits.float() if self._backward_follows(logits) else logits
         pos_index = self._collect_grad_stats(x, targets, pos_mask, normalizer, pos_index, row_weight)
-        return pos_index, covers, None
+        return x, pos_index, covers, None
+
+    def _backward_follows(self, x):
+        """Whether statistics are collected for this forward (not in eval, no_grad, or for frozen logits)."""
+        return self.training and torch.is_grad_enabled() and x.requires_grad
 
     def _fused_stats_sink(self, x):
         """A callable for a loss kernel that gathers the hook-mode statistics itself (see
         ``modulated_bce_sum``), or None when no backward will follow or the mode is analytic."""
-        if self.grad_mode != "hook" or not (self.training and torch.is_grad_enabled() and x.requires_grad):
+        if self.grad_mode != "hook" or not self._backward_follows(x):
             return None
 
         def sink(stats):

@@ -15,6 +15,11 @@ foreground anchor row), where the expression reduces to a * w_j * p^gamma_j * so
 reduced form densely, in place, and then correcting the few y != 0 elements by gather/scatter takes about
 a third of the passes over [N, C] that the general formula (or autograd through it) needs; forward also
 evaluates the gradient so that backward is one multiply.
+
+Since the dense pass never reads the targets, they may be given sparsely: the (rows, cols) of the
+positives and their values, every other target being 0 (no dense [N, C] target tensor at all). Logits of a
+lower precision (float16 / bfloat16 under autocast) are cast to float32 chunk by chunk, so no float32 copy
+of the whole [N, C] is made either.
 """
 import torch
 import torch.nn.functional as F
@@ -27,7 +32,8 @@ _CHUNK_ELEMENTS_GPU = 1 << 24  # GPUs have no page-fault cost (caching allocator
 
 class _ModulatedBCESum(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, y, gamma, weight, alpha, pos_index, index_covers_targets, stats_sink, row_weight):
+    def forward(ctx, x, gamma, weight, alpha, rows, cols, pos_targets, stats_sink, row_weight):
+        # Everything is computed in float32, whatever the dtype of x (see modulated_bce_sum).
         neg_a = 1.0 if alpha is None else 1.0 - alpha
         pos_a = 1.0 if alpha is None else alpha
         need_grad = ctx.needs_input_grad[0]
@@ -41,14 +47,19 @@ class _ModulatedBCESum(torch.autograd.Function):
         n, c = x.shape
         chunk = _CHUNK_ELEMENTS if x.device.type == "cpu" else _CHUNK_ELEMENTS_GPU
         rows_per_chunk = max(1, min(n, chunk // max(c, 1)))
-        buffers = [x.new_empty(rows_per_chunk, c) for _ in range(4)]
-        grad = torch.empty_like(x) if need_grad else None
-        col_sums = x.new_zeros(c)
+        f32 = torch.float32
+        buffers = [x.new_empty(rows_per_chunk, c, dtype=f32) for _ in range(4)]
+        # Lower-precision logits: a float32 copy of one chunk at a time, never of the whole [N, C].
+        x_chunk32 = x.new_empty(rows_per_chunk, c, dtype=f32) if x.dtype != f32 else None
+        grad = torch.empty(x.shape, dtype=f32, device=x.device) if need_grad else None
+        col_sums = x.new_zeros(c, dtype=f32)
         stats_sink = stats_sink if need_grad else None
-        neg_grad_cols = x.new_zeros(c) if stats_sink is not None else None
+        neg_grad_cols = x.new_zeros(c, dtype=f32) if stats_sink is not None else None
         grad_scale = weight.view(1, -1) * neg_a if weight is not None else neg_a
         for start in range(0, n, rows_per_chunk):
             xc = x[start:start + rows_per_chunk]
+            if x_chunk32 is not None:
+                xc = x_chunk32[:xc.shape[0]].copy_(xc)
             p, q, elem, p_pow = (b[:xc.shape[0]] for b in buffers)
             torch.sigmoid(xc, out=p)
             torch.neg(xc, out=q).sigmoid_()  # 1 - p, exact for large x
@@ -71,18 +82,15 @@ class _ModulatedBCESum(torch.autograd.Function):
                     gc.mul_(rw[:, None])
                 if stats_sink is not None:  # while the chunk is in cache; every term here is >= 0
                     neg_grad_cols += gc.sum(0)
-        del buffers
+        del buffers, x_chunk32
         loss = (col_sums * weight).sum() if weight is not None else col_sums.sum()
         loss = loss * neg_a
 
-        # Sparse fix-up where y != 0: swap the negative form for the general one. Elements of pos_index
-        # with y = 0 are recomputed to the same value, so any superset of the non-zero targets works.
-        if pos_index is None or (not index_covers_targets
-                                 and int(torch.count_nonzero(y)) != int(torch.count_nonzero(y[pos_index]))):
-            pos_index = y.nonzero(as_tuple=True)
-        rows, cols = pos_index
+        # Sparse fix-up at (rows, cols), which cover every y != 0: swap the negative form for the general
+        # one. Elements with y = 0 are recomputed to the same value, so any superset of the non-zero
+        # targets works.
         if rows.numel():
-            xs, ys = x[rows, cols], y[rows, cols]
+            xs, ys = x[rows, cols].to(f32), pos_targets
             gs = gamma[cols] if torch.is_tensor(gamma) else gamma
             ws = weight[cols] if weight is not None else 1.0
             if row_weight is not None:
@@ -102,12 +110,13 @@ class _ModulatedBCESum(torch.autograd.Function):
                     negative_grad = neg_a * ws * ps.pow(gs) * (ps + gs * (1.0 - ps) * F.softplus(xs))
                     neg_grad_cols.index_add_(0, cols, -negative_grad)
         if stats_sink is not None:
-            pos_grad_cols = x.new_zeros(c)
+            pos_grad_cols = x.new_zeros(c, dtype=f32)
             if rows.numel():
                 pos_grad_cols.index_add_(0, cols, general_grad.abs())
             ctx.stats = (torch.stack([pos_grad_cols, neg_grad_cols.clamp_(min=0)]), stats_sink)
         if need_grad:
             ctx.save_for_backward(grad)
+            ctx.x_dtype = x.dtype
         return loss
 
     @staticmethod
@@ -122,39 +131,64 @@ class _ModulatedBCESum(torch.autograd.Function):
             stats, sink = ctx.stats
             sink(stats * grad_output.abs())
         (grad,) = ctx.saved_tensors
-        return grad.mul_(grad_output), None, None, None, None, None, None, None, None
+        # Scaled in float32, then cast once: the same values as autograd through a float32 copy of x.
+        return grad.mul_(grad_output).to(ctx.x_dtype), None, None, None, None, None, None, None, None
 
 
 def modulated_bce_sum(x, y, gamma=2.0, weight=None, alpha=None, pos_index=None, index_covers_targets=False,
-                      stats_sink=None, row_weight=None):
+                      stats_sink=None, row_weight=None, pos_targets=None):
     """sum_ij a_ij * w_j * |y_ij - sigmoid(x_ij)|^gamma_j * BCE(x_ij, y_ij) (see the module docstring).
 
+    The targets come either dense (``y``) or sparse (``y=None``, ``pos_index`` and ``pos_targets``: the
+    values at pos_index, every other target 0); both give the same loss, gradient and statistics.
+
     Args:
-        x: [N, C] float32 logits.
-        y: [N, C] targets in [0, 1], same dtype (0/1 for FL / EFL, IoU quality for QFL / EQFL).
+        x: [N, C] logits, float32 or a lower float dtype (computed in float32, cast chunk by chunk).
+        y: [N, C] targets in [0, 1] (0/1 for FL / EFL, IoU quality for QFL / EQFL), or None for sparse
+            targets.
         gamma: float, or [C] tensor of per-class focusing factors (>= 1); not differentiated.
         weight: None or [C] per-class weighting factor; not differentiated.
         alpha: None (no balancing) or the positives' alpha; negatives get 1 - alpha.
         pos_index: optional (rows, cols) covering every non-zero target, e.g. from the statistics' split;
-            saves a search of y (checked by a count; y is searched when it does not cover them).
-        index_covers_targets: True when the caller guarantees that pos_index covers them (skips the check).
+            saves a search of y (checked by a count; y is searched when it does not cover them). With
+            sparse targets: the [P] rows and [P] columns of the positives (required; no duplicates).
+        index_covers_targets: True when the caller guarantees that pos_index covers them (skips the check);
+            implied by sparse targets.
         stats_sink: optional callable; during backward it receives a [2, C] float32 tensor with the per-class
             sums of |dL_total/dx| over the elements of pos_index and over all others (the gradient
             statistics of EFL / EQFL), gathered inside the dense pass. Requires index_covers_targets.
         row_weight: None or [N] non-negative per-row factor on every element of the row (loss, gradient
             and statistics alike); not differentiated.
+        pos_targets: with ``y=None``, the [P] targets at pos_index, in [0, 1]; not differentiated.
     Returns:
-        float32 scalar. Backward gives the closed-form gradient with respect to x only.
+        float32 scalar. Backward gives the closed-form gradient with respect to x only, in x's dtype.
     """
+    f32 = torch.float32
     if torch.is_tensor(gamma):
-        gamma = gamma.detach().reshape(-1).to(x.dtype)
+        gamma = gamma.detach().reshape(-1).to(f32)
     if weight is not None:
-        weight = weight.detach().reshape(-1).to(x.dtype)
+        weight = weight.detach().reshape(-1).to(f32)
     if row_weight is not None:
-        row_weight = row_weight.detach().reshape(-1).to(x.dtype)
+        row_weight = row_weight.detach().reshape(-1).to(f32)
         if row_weight.shape[0] != x.shape[0]:
             raise ValueError(f"row_weight has {row_weight.shape[0]} entries for {x.shape[0]} rows")
-    if stats_sink is not None and not (index_covers_targets and pos_index is not None):
-        raise ValueError("stats_sink needs a pos_index that covers the non-zero targets")
-    return _ModulatedBCESum.apply(x, y, gamma, weight, alpha, pos_index, bool(index_covers_targets), stats_sink,
-                                  row_weight)
+    if y is None:
+        if pos_index is None or pos_targets is None:
+            raise ValueError("sparse targets (y=None) need both pos_index and pos_targets")
+        rows, cols = pos_index
+        pos_targets = pos_targets.detach().reshape(-1).to(f32)
+        if not rows.shape[0] == cols.shape[0] == pos_targets.shape[0]:
+            raise ValueError(f"pos_index has {rows.shape[0]} rows and {cols.shape[0]} columns for "
+                             f"{pos_targets.shape[0]} pos_targets")
+    else:
+        if pos_targets is not None:
+            raise ValueError("give the targets either dense (y) or sparse (pos_targets), not both")
+        if stats_sink is not None and not (index_covers_targets and pos_index is not None):
+            raise ValueError("stats_sink needs a pos_index that covers the non-zero targets")
+        y = y.detach()
+        if pos_index is None or (not index_covers_targets
+                                 and int(torch.count_nonzero(y)) != int(torch.count_nonzero(y[pos_index]))):
+            pos_index = y.nonzero(as_tuple=True)
+        rows, cols = pos_index
+        pos_targets = y[rows, cols].to(f32)
+    return _ModulatedBCESum.apply(x, gamma, weight, alpha, rows, cols, pos_targets, stats_sink, row_weight)
