@@ -5,13 +5,13 @@
 #   bash benchmarks/gpu_cli_check.sh            # on a machine with a CUDA GPU, after gpu_check.sh (~1-2 minutes)
 #   bash benchmarks/gpu_cli_check.sh cpu        # anywhere: the same steps on the CPU (gloo), to check the script
 #
-# Data: the 'quick' long-tailed dataset (tools/make_lt_dataset.py), trained for EPOCHS epochs (default 30, the
-# quickstart's schedule, so the AP compares with its CPU float32 run in docs/lt_benchmark.md).
+# Data: the 'quick' long-tailed dataset (tools/make_lt_dataset.py), trained for EPOCHS epochs (default 20, the
+# quickstart's schedule, so the AP compares with its CPU range in docs/quickstart.md).
 set -eo pipefail
 cd "$(dirname "$0")/.."
 
 DEVICE=${1:-cuda}
-EPOCHS=${EPOCHS:-30}
+EPOCHS=${EPOCHS:-20}
 PY=${PYTHON:-python3}
 WORK=${WORK:-/tmp/gpu_cli_check}
 EXP=exps/example/lt_proxy/yolox_nano_efl_quick.py

@@ -74,3 +74,16 @@ def test_demo_picture_is_enlarged_and_names_rare_classes(tiny_lvis, tmp_path, mo
     picture = cv2.imread(str(out))
     original = cv2.imread(str(path))
     assert min(picture.shape[:2]) >= quickstart.DEMO_MIN_SIDE > min(original.shape[:2])
+
+
+def test_result_is_printed_beside_the_measured_range():
+    quickstart = load_tool("quickstart")
+    inside = {key: mean / 100 for key, (mean, _, _) in quickstart.MEASURED.items()}
+    table = quickstart.format_against_range(inside)
+    assert "outside" not in table
+    for key, (mean, low, high) in quickstart.MEASURED.items():
+        assert low <= mean <= high
+        assert f"{mean:.1f}, {low:.1f}-{high:.1f}" in table
+    low_ap = dict(inside, AP=(quickstart.MEASURED["AP"][1] - 1.0) / 100)
+    table = quickstart.format_against_range(low_ap)
+    assert table.count("<- outside") == 1 and "outside the measured range" in table

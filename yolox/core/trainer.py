@@ -148,6 +148,10 @@ class Trainer:
         self.max_consecutive_overflow = getattr(exp, "max_consecutive_overflow", self.max_consecutive_overflow)
         self.ckpt_interval_iters = int(getattr(exp, "ckpt_interval_iters", 0) or 0)
         self.run_start_progress = 0  # the global iteration this run starts at (a resumed one: later)
+        # The ETA's rate: wall-clock seconds per iteration since the end of this run's first iteration
+        # (which also waits for the loader's workers), so that checkpoint writes and the loader's restart at
+        # each epoch count, and multi-scale sizes average out; evaluations are left out (eval_seconds).
+        self.rate_start, self.rate_start_progress, self.eval_seconds = None, 0, 0.0
         if self.rank == 0:
             os.makedirs(self.file_name, exist_ok=True)
         setup_logger(self.file_name, distributed_rank=self.rank, filename="train_log.txt", mode="a")
@@ -220,6 +224,8 @@ class Trainer:
         lr = self.advance_lr()
 
         iter_end = time.time()
+        if self.rate_start is None:
+            self.rate_start, self.rate_start_progress = iter_end, self.progress_in_iter + 1
         self.meter.update(iter_time=iter_end - iter_start, data_time=data_end - iter_start, lr=lr, **logged)
         self.after_iter()
 
@@ -422,7 +428,9 @@ class Trainer:
     def after_epoch(self):
         self.save_ckpt(ckpt_name="latest")
         if (self.epoch + 1) % self.exp.eval_interval == 0 or self.epoch + 1 == self.max_epoch:
+            eval_start = time.time()
             self.evaluate_and_save_model()
+            self.eval_seconds += time.time() - eval_start
 
     # ------------------------------------------------------------------ logging
     def after_iter(self):
@@ -436,7 +444,10 @@ class Trainer:
                         f"about {eta} of training left, evaluations not included (progress every "
                         f"{self.exp.print_interval} iterations)")
         if (self.iter + 1) % self.exp.print_interval == 0:
-            eta = datetime.timedelta(seconds=int(self.meter["iter_time"].global_avg * left_iters))
+            rate_iters = self.progress_in_iter + 1 - self.rate_start_progress
+            mean_iter = ((time.time() - self.rate_start - self.eval_seconds) / rate_iters if rate_iters > 0
+                         else self.meter["iter_time"].global_avg)
+            eta = datetime.timedelta(seconds=int(mean_iter * left_iters))
             losses = {k: v.latest for k, v in self.meter.get_filtered_meter("loss").items()}
             loss_str = ", ".join(f"{k}: {v:.3f}" for k, v in losses.items())
             times = self.meter.get_filtered_meter("time")
