@@ -16,6 +16,9 @@ difference and the weights' relative difference ||w - w_ref|| / ||w_ref|| (all f
 
     python benchmarks/bench_determinism.py                       # ~1 min on 2 cores
     python benchmarks/bench_determinism.py --iters 50 --out YOLOX_outputs/determinism.json
+    # library versions: add runs under other interpreters, e.g. a venv with another OpenCV
+    python -m venv --system-site-packages /tmp/cv410 && /tmp/cv410/bin/pip install opencv-python-headless==4.10.0.84
+    python benchmarks/bench_determinism.py --other-python /tmp/cv410/bin/python
 """
 import argparse
 import hashlib
@@ -83,8 +86,11 @@ def run_worker(args):
         model.head.cls_loss.commit_grad_stats()
         losses.append(loss.item())
     torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, args.weights)
+    import cv2
+
     print(json.dumps({"data_sha256": digest.hexdigest(), "losses": losses, "threads": torch.get_num_threads(),
-                      "kernels": torch.backends.cpu.get_cpu_capability()}))
+                      "kernels": torch.backends.cpu.get_cpu_capability(), "opencv": cv2.__version__,
+                      "numpy": np.__version__, "torch": torch.__version__.split("+")[0]}))
 
 
 def relative_difference(state, ref):
@@ -99,6 +105,8 @@ def main():
     parser = argparse.ArgumentParser("YOLOX-LT determinism check")
     parser.add_argument("--iters", type=int, default=20, help="SGD steps per configuration")
     parser.add_argument("--out", default=None, help="write the report as JSON here")
+    parser.add_argument("--other-python", nargs="*", default=[],
+                        help="more runs under these interpreters (e.g. venvs with other OpenCV / NumPy versions)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--weights", default=None, help=argparse.SUPPRESS)
@@ -111,9 +119,11 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = os.path.join(tmp, "lt_quick")
         runs = []
-        for k, (label, env) in enumerate(CONFIGS):
+        configs = [(label, env, sys.executable) for label, env in CONFIGS]
+        configs += [(f"python {k + 1}", {}, path) for k, path in enumerate(args.other_python)]
+        for k, (label, env, python) in enumerate(configs):
             weights = os.path.join(tmp, f"w{k}.pt")
-            cmd = [sys.executable, __file__, "--worker", "--iters", str(args.iters), "--data-dir", data_dir,
+            cmd = [python, __file__, "--worker", "--iters", str(args.iters), "--data-dir", data_dir,
                    "--weights", weights]
             out = subprocess.run(cmd, env={**os.environ, **env}, cwd=ROOT, capture_output=True, text=True)
             if out.returncode != 0:
@@ -128,13 +138,14 @@ def main():
             # relative to each tensor's scale: BatchNorm variances of the stem reach 1e6, conv weights 1e-2
             weight_diff = relative_difference(run["weights"], ref["weights"])
             rows.append({"config": run["label"], "threads": run["threads"], "kernels": run["kernels"],
+                         "versions": f"cv2 {run['opencv']}, numpy {run['numpy']}, torch {run['torch']}",
                          "data_equal": run["data_sha256"] == ref["data_sha256"], "max_loss_diff": loss_diff,
                          "max_weight_diff": weight_diff, "final_loss": run["losses"][-1]})
     print(f"{machine_info()}\n{args.iters} SGD steps of the quick exp's model; differences against '{ref['label']}':")
-    print(f"{'config':<16}{'threads':>8}{'kernels':>9}{'data equal':>12}{'max |dloss|':>13}{'|dw|/|w|':>14}")
+    print(f"{'config':<16}{'threads':>8}{'kernels':>9}{'data equal':>12}{'max |dloss|':>13}{'|dw|/|w|':>14}  versions")
     for r in rows:
         print(f"{r['config']:<16}{r['threads']:>8}{r['kernels']:>9}{str(r['data_equal']):>12}"
-              f"{r['max_loss_diff']:>13.3g}{r['max_weight_diff']:>14.3g}")
+              f"{r['max_loss_diff']:>13.3g}{r['max_weight_diff']:>14.3g}  {r['versions']}")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps({"machine": machine_info(), "iters": args.iters, "rows": rows}, indent=1))
