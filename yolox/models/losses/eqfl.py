@@ -2,7 +2,7 @@
 import torch
 import torch.nn.functional as F
 
-from .efl import _check_shapes, _check_sparse_targets
+from .efl import EqualizedFocalLoss, _check_shapes, _check_sparse_targets
 from .grad_stats import GradStatsMixin
 from .modulated_bce import modulated_bce_sum
 
@@ -43,11 +43,7 @@ class EqualizedQualityFocalLoss(GradStatsMixin):
         gamma = self.gamma_per_class().detach().unsqueeze(0)
         return gamma, gamma / self.gamma_b
 
-    @property
-    def takes_pos_targets(self):
-        """Whether sparse targets (``targets=None`` with pos_index and pos_targets) are accepted: in hook mode;
-        the analytic mode evaluates its derivative over the dense [N, C] targets."""
-        return self.grad_mode == "hook"
+    takes_pos_targets = EqualizedFocalLoss.takes_pos_targets  # sparse targets in hook mode, as EFL
 
     def forward(self, logits, targets=None, normalizer=1.0, pos_mask=None, pos_index=None, row_weight=None,
                 pos_targets=None):
