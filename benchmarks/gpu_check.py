@@ -1,6 +1,6 @@
 """The GPU check (docs/benchmarks.md, section 8): training throughput and memory, and the EFL statistics under AMP.
 
-Run through ``benchmarks/gpu_check.sh`` (which sets PYTHONPATH and installs any wheels in ``.whl/``). Three parts:
+Run through ``benchmarks/gpu_check.sh`` (which sets PYTHONPATH and installs any wheels in ``.whl/``). Four parts:
 
 1. throughput  images/s and peak GPU memory of a training step (``Trainer.train_one_iter``: forward under
                autocast, backward, EFL statistics commit, SGD, EMA) at 640x640, 1203 classes, the official
@@ -15,6 +15,9 @@ Run through ``benchmarks/gpu_check.sh`` (which sets PYTHONPATH and installs any 
 3. data        the data pipeline's images/s per worker on this machine's CPU (benchmarks/bench_data_pipeline.py),
                for the data-bound analysis: data images/s = per worker x the default workers
                (``yolox.data.default_num_workers``, printed) vs training images/s.
+4. gpu_data    images/s on the device of ``yolox.data.gpu_augment``: batched JPEG decoding (nvjpeg) of generated
+               photo-like 640x480 JPEGs (quality 90), drawing 4 tiles per image into 640x640 mosaics
+               (``draw_mosaics``), and both, for a batch of 128.
 
 ``--cpu-dry-run`` runs every part on the CPU at tiny sizes (float32 both sides) to check the script.
 Results: a table per part on stdout and ``gpu_check.json`` in ``--out``.
@@ -312,11 +315,99 @@ def run_data(args):
     return {"returncode": proc.returncode, "stdout": proc.stdout}
 
 
+def photo_like_jpegs(count, height, width, seed=0):
+    """``count`` JPEG files (1-D uint8 tensors, quality 90) of smooth colour waves plus noise: both the low and
+    the high frequencies of a photo, so the entropy decoding has realistic work."""
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    files = []
+    for _ in range(count):
+        waves = [128 + 80 * np.sin(2 * np.pi * (fx * x + fy * y) + phase)
+                 for fx, fy, phase in rng.uniform((-1 / 30, -1 / 30, 0), (1 / 30, 1 / 30, 2 * np.pi), (3, 3))]
+        img = np.stack(waves, -1) + rng.normal(0, 10, (height, width, 3)).astype(np.float32)
+        data = cv2.imencode(".jpg", np.clip(img, 0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 90])[1]
+        files.append(torch.from_numpy(data.ravel()))
+    return files
+
+
+def mosaic_recipes(images, size, seed=0):
+    """4 tiles per output image, placed and warped as ``MosaicDetection._mosaic`` places them: letterbox scale,
+    mosaic position around a random centre, random affine (the default ranges), output region. The tiles are
+    the whole decoded images (``_draw_tile`` would slice off what falls beyond the seams: the same cost)."""
+    import random
+
+    import numpy as np
+
+    from yolox.data.data_augment import get_affine_matrix
+    from yolox.data.datasets.mosaicdetection import _output_region, get_mosaic_coordinate
+
+    random.seed(seed)
+    recipes = []
+    for b in range(len(images)):
+        yc, xc = int(random.uniform(0.5 * size, 1.5 * size)), int(random.uniform(0.5 * size, 1.5 * size))
+        matrix, _ = get_affine_matrix((size, size), 10.0, 0.1, (0.5, 1.5), 2.0)
+        recipe = []
+        for k in range(4):
+            tile = images[(4 * b + k) % len(images)]
+            h0, w0 = tile.shape[1:]
+            scale = min(size / h0, size / w0)
+            (x1, y1, x2, y2), (sx1, sy1, _, _) = get_mosaic_coordinate(k, xc, yc, int(w0 * scale),
+                                                                         int(h0 * scale), size, size)
+            region = _output_region(matrix, x1 - 0.5, y1 - 0.5, x2 - 0.5, y2 - 0.5, size, size)
+            to_canvas = np.array([[scale, 0, 0.5 * scale - 0.5 + x1 - sx1],
+                                  [0, scale, 0.5 * scale - 0.5 + y1 - sy1], [0, 0, 1]])
+            recipe.append((tile, np.vstack([matrix, [0, 0, 1]]) @ to_canvas, region))
+        recipes.append(recipe)
+    return recipes
+
+
+def run_gpu_data(args, device):
+    """images/s of ``decode_jpegs``, ``draw_mosaics`` and both, one batch at a time, after one warm-up batch."""
+    from yolox.data.gpu_augment import decode_jpegs, draw_mosaics
+
+    width, height = (int(v) for v in args.gpu_data_jpeg.split("x"))
+    files = photo_like_jpegs(args.gpu_data_batch, height, width)
+    images = decode_jpegs(files, device)
+    recipes = mosaic_recipes(images, args.size)
+    stages = {
+        "decode_jpegs": lambda: decode_jpegs(files, device),
+        "draw_mosaics (4 tiles/image)": lambda: draw_mosaics(recipes, (args.size, args.size), device=device),
+        "decode + draw": lambda: draw_mosaics(mosaic_recipes(decode_jpegs(files, device), args.size),
+                                              (args.size, args.size), device=device),
+    }
+    rows, results = [], []
+    for name, stage in stages.items():
+        stage()  # warm-up: nvjpeg handles, allocator, kernels
+        sync(device)
+        start = time.perf_counter()
+        for _ in range(args.gpu_data_reps):
+            stage()
+        sync(device)
+        seconds = (time.perf_counter() - start) / args.gpu_data_reps
+        record = {"stage": name, "batch": args.gpu_data_batch, "jpeg": args.gpu_data_jpeg,
+                  "output": f"{args.size}x{args.size}", "ms_per_batch": seconds * 1e3,
+                  "images_per_s": args.gpu_data_batch / seconds}
+        results.append(record)
+        rows.append([name, record["batch"], record["jpeg"], record["output"], f"{record['ms_per_batch']:.1f}",
+                     f"{record['images_per_s']:.0f}"])
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(device) / 2**30
+        print(f"  gpu_data peak allocated (whole process so far): {peak:.1f} GiB")
+    print(f"\n# GPU data path (yolox.data.gpu_augment), {args.gpu_data_reps} timed batches after one warm-up; "
+          f"JPEG quality 90, photo-like | {machine_info(device)}")
+    print(tabulate(rows, headers=["stage", "batch", "JPEG WxH", "output", "ms/batch", "images/s"],
+                   tablefmt="github"))
+    return {"rows": results}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cpu-dry-run", action="store_true", help="tiny sizes on the CPU, to check the script")
     parser.add_argument("--out", default=os.environ.get("OUT") or "/tmp/gpu_check_out")
-    parser.add_argument("--parts", default="throughput,efl_amp,data")
+    parser.add_argument("--parts", default="throughput,efl_amp,data,gpu_data")
     parser.add_argument("--configs", default=",".join(CONFIGS))
     parser.add_argument("--size", type=int, default=640)
     parser.add_argument("--batch", type=int, default=128, help="the official total batch, on one device")
@@ -333,12 +424,16 @@ def main():
                         help="same weights: sum |AMP - fp32| / sum fp32 of the statistics' increments")
     parser.add_argument("--data-images", type=int, default=24)
     parser.add_argument("--data-items", type=int, default=40)
+    parser.add_argument("--gpu-data-batch", type=int, default=128, help="images per batch of the gpu_data part")
+    parser.add_argument("--gpu-data-jpeg", default="640x480", help="WxH of the gpu_data part's JPEGs")
+    parser.add_argument("--gpu-data-reps", type=int, default=5, help="timed batches per gpu_data stage")
     args = parser.parse_args()
     if args.cpu_dry_run:
         device = torch.device("cpu")
         args.size, args.batch, args.warmup, args.iters, args.compile_warmup = 128, 2, 1, 1, 0
         args.efl_iters, args.efl_batch, args.data_images, args.data_items = 3, 2, 8, 4
         args.configs, args.compile_configs = "s:sigmoid,s:efl", "s:efl"
+        args.gpu_data_batch, args.gpu_data_jpeg, args.gpu_data_reps = 8, "160x120", 1
         torch.set_num_threads(min(2, os.cpu_count() or 1))
     else:
         if not torch.cuda.is_available():
@@ -356,6 +451,8 @@ def main():
         report["efl_amp"] = run_efl_amp(args, device, args.out)
     if "data" in parts:
         report["data"] = run_data(args)
+    if "gpu_data" in parts:
+        report["gpu_data"] = run_gpu_data(args, device)
     if "throughput" in parts and report["throughput"]:
         from yolox.data.dataloading import default_num_workers
 

@@ -26,5 +26,8 @@ def test_gpu_check_dry_run_reports_every_option_and_part(tmp_path):
     assert by_variant[("YOLOX*-S efl", "bf16 instead of fp16")]["autocast"] == "bfloat16"
     assert by_variant[("YOLOX*-S efl", "fp16 (default path)")]["autocast"] == "off"  # no float16 on the CPU
     assert report["efl_amp"]["pass"] and report["data"]["returncode"] == 0
+    gpu_data = report["gpu_data"]["rows"]
+    assert [r["stage"] for r in gpu_data] == ["decode_jpegs", "draw_mosaics (4 tiles/image)", "decode + draw"]
+    assert all(r["images_per_s"] > 0 for r in gpu_data)
     log = (tmp_path / "gpu_check.log").read_text()
-    assert "x default" in log and "images/s/worker" in log and "gpu_check done" in log
+    assert "x default" in log and "images/s/worker" in log and "GPU data path" in log and "gpu_check done" in log
