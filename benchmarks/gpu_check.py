@@ -111,29 +111,45 @@ def time_training(args, device, size, loss, precision, options):
     return record
 
 
-def run_throughput(args, device, out_dir):
-    """The option ladder for each model: today's path, then the options one by one."""
-    rows, results = [], []
+def over_budget(args):
+    """True once the check has run ``--budget-s`` seconds: the remaining rows are skipped (and say so), so
+    that a time limit leaves a complete report of what did run."""
+    return time.perf_counter() - args.started > args.budget_s
+
+
+def run_throughput(args, device, out_dir, save=lambda results: None):
+    """The option ladder for each model: today's path, then the options one by one. The compile rows run
+    last (their compilation takes the longest); ``save`` gets the results after each row."""
     compile_models = set(args.compile_configs.split(",")) if args.compile_configs else set()
-    for spec in args.configs.split(","):
+    plan = [(spec, name) for spec in args.configs.split(",") for name in args.ladder.split(",")
+            if not LADDER[name][1].get("compile_model") or spec in compile_models]
+    plan.sort(key=lambda item: bool(LADDER[item[1]][1].get("compile_model")))  # stable: ladder order kept
+    results = []
+    for spec, name in plan:
         size, loss = spec.split(":")
-        base = None
-        for name in args.ladder.split(","):
-            precision, options = LADDER[name]
-            if options.get("compile_model") and spec not in compile_models:
-                continue
+        precision, options = LADDER[name]
+        if over_budget(args):
+            record = {"model": model_label(size, loss), "error": f"skipped: over the {args.budget_s} s budget"}
+        else:
             record = time_training(args, device, size, loss, precision, options)
-            record["variant"] = name
+        record["variant"] = name
+        results.append(record)
+        save(results)
+        print(f"  done {record['model']} | {name}: {record.get('images_per_s', float('nan')):.1f} img/s", flush=True)
+    rows = []
+    for spec in args.configs.split(","):  # the table in ladder order per model
+        label = model_label(*spec.split(":"))
+        base = None
+        for record in [r for name in args.ladder.split(",") for r in results
+                       if r["model"] == label and r["variant"] == name]:
             rate = record.get("images_per_s")
             base = base if base is not None else rate
-            results.append(record)
-            rows.append([record["model"], name, f"{rate or float('nan'):.1f}",
+            rows.append([record["model"], record["variant"], f"{rate or float('nan'):.1f}",
                          f"{rate / base:.2f}" if rate and base else "",
                          f"{record.get('ms_per_iter', float('nan')):.0f}",
                          f"{record.get('peak_alloc_gib', float('nan')):.1f}",
                          f"{record.get('warmup_s', float('nan')):.0f}",
                          record.get("error", "" if record.get("compiled", True) else "compile fell back to eager")])
-            print(f"  done {record['model']} | {name}: {rows[-1][2]} img/s", flush=True)
     print(f"\n# training step throughput, {args.size}x{args.size}, batch {args.batch} on one device, 1203 classes, "
           f"synthetic batches already on the device; {args.iters} timed iterations after {args.warmup} "
           f"(+{args.compile_warmup} with compile) | {machine_info(device)}")
@@ -407,7 +423,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cpu-dry-run", action="store_true", help="tiny sizes on the CPU, to check the script")
     parser.add_argument("--out", default=os.environ.get("OUT") or "/tmp/gpu_check_out")
-    parser.add_argument("--parts", default="throughput,efl_amp,data,gpu_data")
+    parser.add_argument("--parts", default="throughput,gpu_data,data,efl_amp")
+    parser.add_argument("--budget-s", type=float, default=420,
+                        help="after this many seconds the remaining rows and parts are skipped (reported as such)")
     parser.add_argument("--configs", default=",".join(CONFIGS))
     parser.add_argument("--size", type=int, default=640)
     parser.add_argument("--batch", type=int, default=128, help="the official total batch, on one device")
@@ -444,25 +462,33 @@ def main():
 
     report = {"machine": machine_info(device), "args": vars(args)}
     parts = args.parts.split(",")
-    start = time.perf_counter()
-    if "throughput" in parts:
-        report["throughput"] = run_throughput(args, device, args.out)
-    if "efl_amp" in parts:
-        report["efl_amp"] = run_efl_amp(args, device, args.out)
-    if "data" in parts:
-        report["data"] = run_data(args)
-    if "gpu_data" in parts:
-        report["gpu_data"] = run_gpu_data(args, device)
-    if "throughput" in parts and report["throughput"]:
+    start = args.started = time.perf_counter()
+
+    def save(part=None, value=None):
+        """Write gpu_check.json now: a run stopped by a time limit keeps what it measured."""
+        if part is not None:
+            report[part] = value
+        report["seconds"] = time.perf_counter() - start
+        with open(os.path.join(args.out, "gpu_check.json"), "w") as f:
+            json.dump(report, f, indent=1, default=str)
+
+    runners = {"throughput": lambda: run_throughput(args, device, args.out, lambda r: save("throughput", r)),
+               "efl_amp": lambda: run_efl_amp(args, device, args.out), "data": lambda: run_data(args),
+               "gpu_data": lambda: run_gpu_data(args, device)}
+    for part in parts:
+        if part != "throughput" and over_budget(args):
+            print(f"\n# {part}: skipped, over the {args.budget_s} s budget", flush=True)
+            save(part, {"skipped": f"over the {args.budget_s} s budget"})
+            continue
+        save(part, runners[part]())
+    if "throughput" in parts and report.get("throughput"):
         from yolox.data.dataloading import default_num_workers
 
         train_rates = [r["images_per_s"] for r in report["throughput"] if "images_per_s" in r]
         print(f"\ndata-bound check: training consumes {min(train_rates):.1f}-{max(train_rates):.1f} images/s; compare "
               f"with {default_num_workers()} workers (the default here) x the 'full' images/s/worker above"
               if train_rates else "")
-    report["seconds"] = time.perf_counter() - start
-    with open(os.path.join(args.out, "gpu_check.json"), "w") as f:
-        json.dump(report, f, indent=1, default=str)
+    save()
     print(f"\ngpu_check done in {report['seconds']:.0f} s; results in {args.out}/gpu_check.json")
 
 

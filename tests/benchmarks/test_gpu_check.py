@@ -31,3 +31,14 @@ def test_gpu_check_dry_run_reports_every_option_and_part(tmp_path):
     assert all(r["images_per_s"] > 0 for r in gpu_data)
     log = (tmp_path / "gpu_check.log").read_text()
     assert "x default" in log and "images/s/worker" in log and "GPU data path" in log and "gpu_check done" in log
+
+
+def test_gpu_check_over_its_budget_skips_and_still_reports(tmp_path):
+    env = dict(os.environ, OUT=str(tmp_path), PYTHONUNBUFFERED="1")
+    proc = subprocess.run(["bash", "benchmarks/gpu_check.sh", "--cpu-dry-run", "--budget-s", "0",
+                           "--parts", "throughput,data"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert report["throughput"] and all(r["error"] == "skipped: over the 0.0 s budget" for r in report["throughput"])
+    assert report["data"] == {"skipped": "over the 0.0 s budget"}
