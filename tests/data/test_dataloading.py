@@ -182,3 +182,27 @@ def test_keep_freed_memory_takes_with_glibc():
     from yolox.data.dataloading import keep_freed_memory
 
     assert keep_freed_memory() is (platform.libc_ver()[0] == "glibc")
+
+
+def test_uint8_training_batches_hold_the_float32_batches_values(tmp_path):
+    """The experiment's loader sends uint8 images by default: the same values as upstream's float32."""
+    from yolox.exp.yolox_base import Exp
+
+    (tmp_path / "data").mkdir()
+    write_dataset(tmp_path / "data")
+    (tmp_path / "data" / "annotations").mkdir()
+    (tmp_path / "data" / "ann.json").rename(tmp_path / "data" / "annotations" / "ann.json")
+    batches = {}
+    for dtype in ("uint8", "float32"):
+        exp = Exp()
+        exp.data_dir, exp.train_ann, exp.train_name = str(tmp_path / "data"), "ann.json", "images"
+        exp.input_size, exp.num_classes, exp.data_num_workers, exp.enable_mixup = (64, 64), 1, 0, True
+        exp.train_image_dtype = dtype
+        torch.manual_seed(3)
+        random.seed(3)
+        np.random.seed(3)
+        loader = iter(exp.get_data_loader(batch_size=2, is_distributed=False))
+        batches[dtype] = [next(loader)[:2] for _ in range(3)]
+    for (imgs8, labels8), (imgs32, labels32) in zip(batches["uint8"], batches["float32"]):
+        assert imgs8.dtype == torch.uint8 and imgs32.dtype == torch.float32
+        assert torch.equal(imgs8.float(), imgs32) and torch.equal(labels8, labels32)

@@ -154,12 +154,13 @@ def mirror(image, boxes, prob=0.5):
     return image, boxes
 
 
-def preproc(img, input_size, swap=(2, 0, 1)):
+def preproc(img, input_size, swap=(2, 0, 1), dtype=np.float32):
     """Letterbox ``img`` into ``input_size`` = (height, width).
 
     The image is scaled by r = min(H_in / h, W_in / w) (bilinear) and pasted at the TOP-LEFT of a
-    canvas filled with 114; no normalisation (values stay 0-255).
-    Returns (ndarray float32, CHW with the default ``swap``; r float).
+    canvas filled with 114; no normalisation (values stay 0-255, integers).
+    Returns (ndarray of ``dtype`` (float32, or uint8 with the same values), CHW with the default
+    ``swap``; r float).
     """
     if img.ndim == 3 and img.strides[1] < 0:
         # a mirrored view (``mirror``): cv2.flip copies it back far faster than OpenCV's array conversion
@@ -177,11 +178,11 @@ def preproc(img, input_size, swap=(2, 0, 1)):
         padded[:new_h, :new_w] = resized
     if tuple(swap) == (2, 0, 1) and padded.ndim == 3 and padded.shape[2] == 3:
         # cv2.split then a contiguous convert per plane: about twice as fast as a strided transpose-and-convert
-        out = np.empty((3,) + padded.shape[:2], dtype=np.float32)
+        out = np.empty((3,) + padded.shape[:2], dtype=dtype)
         for channel, plane in enumerate(cv2.split(padded)):
             out[channel] = plane
         return out, r
-    return np.ascontiguousarray(padded.transpose(swap), dtype=np.float32), r
+    return np.ascontiguousarray(padded.transpose(swap), dtype=dtype), r
 
 
 def xyxy_to_cxcywh(boxes):
@@ -198,15 +199,18 @@ class TrainTransform:
     """HSV jitter, horizontal flip and letterbox for training; labels padded to a fixed count.
 
     ``__call__(image HWC uint8, targets ndarray[K, 5] (x1, y1, x2, y2, cls), input_dim (h, w))``
-    returns ``(img float32 [3, h, w], labels float32 [max_labels, 5])`` with label rows
+    returns ``(img [3, h, w] of ``image_dtype``, labels float32 [max_labels, 5])`` with label rows
     (cls, cx, cy, w, h) in input pixels, zero rows as padding. Boxes whose width or height is
     <= 1 px after resizing are dropped; if that drops every box, the un-augmented image and
     boxes are used instead so that a labelled image never becomes a negative.
     """
 
-    def __init__(self, max_labels=50, flip_prob=0.5, hsv_prob=1.0, hsv_gains=None):
+    def __init__(self, max_labels=50, flip_prob=0.5, hsv_prob=1.0, hsv_gains=None, image_dtype=np.float32):
         """``hsv_gains``: None for YOLOX's colour jitter (:func:`augment_hsv`), or (h, s, v) gains for the
-        multiplicative jitter of :func:`augment_hsv_gains`."""
+        multiplicative jitter of :func:`augment_hsv_gains`. ``image_dtype``: float32 (upstream), or uint8,
+        which holds the same integer values in a quarter of the bytes (worker-to-trainer transfer, pinned
+        memory, host-to-device copy); the trainer converts on the device."""
+        self.image_dtype = image_dtype
         self.max_labels = max_labels
         self.flip_prob = flip_prob
         self.hsv_prob = hsv_prob
@@ -217,7 +221,7 @@ class TrainTransform:
         labels = targets[:, 4].copy()
         padded_labels = np.zeros((self.max_labels, 5), dtype=np.float32)
         if len(boxes) == 0:
-            image, _ = preproc(image, input_dim)
+            image, _ = preproc(image, input_dim, dtype=self.image_dtype)
             return image, padded_labels
 
         original_image = image.copy()
@@ -230,12 +234,12 @@ class TrainTransform:
             else:
                 augment_hsv_gains(image, *self.hsv_gains)
         image, boxes = mirror(image, boxes, self.flip_prob)
-        image, r = preproc(image, input_dim)
+        image, r = preproc(image, input_dim, dtype=self.image_dtype)
         boxes = xyxy_to_cxcywh(boxes) * r
         keep = np.minimum(boxes[:, 2], boxes[:, 3]) > 1
         boxes, labels = boxes[keep], labels[keep]
         if len(boxes) == 0:
-            image, r = preproc(original_image, input_dim)
+            image, r = preproc(original_image, input_dim, dtype=self.image_dtype)
             boxes, labels = original_boxes * r, original_labels
 
         rows = np.hstack((labels[:, None], boxes))[: self.max_labels]

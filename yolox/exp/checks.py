@@ -50,6 +50,8 @@ def check_exp(exp):
     layout = getattr(exp, "efl_stats_layout", "per_class")
     if layout not in ("per_class", "released"):
         raise ExpConfigError(f"unknown efl_stats_layout {layout!r} (per_class or released)")
+    if getattr(exp, "train_image_dtype", "uint8") not in ("uint8", "float32"):
+        raise ExpConfigError(f"train_image_dtype must be uint8 or float32, got {exp.train_image_dtype!r}")
     if getattr(exp, "dataset_format", "coco") not in DATASET_FORMATS:
         raise ExpConfigError(f"unknown dataset_format {exp.dataset_format!r} (coco or lvis)")
     if not isinstance(exp.atss_topk, int) or isinstance(exp.atss_topk, bool) or exp.atss_topk < 1:

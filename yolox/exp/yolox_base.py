@@ -7,6 +7,7 @@ plus the long-tail ones documented below.
 import os
 import random
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn as nn
@@ -107,6 +108,9 @@ class Exp(BaseExp):
         # Stop after this many consecutive non-finite losses (or, under AMP, gradient overflows).
         self.max_consecutive_nonfinite = 10
         self.max_consecutive_overflow = 50
+        # Training images travel from the loader's workers as uint8 (the same integer values as float32, a
+        # quarter of the bytes); "float32" for upstream's batches.
+        self.train_image_dtype = "uint8"
         # Throughput options (docs/benchmarks.md); each gives the default path's losses on the CPU tests.
         self.channels_last = False  # model and inputs in NHWC memory format (faster convs on tensor cores)
         self.compile_model = False  # torch.compile the backbone and the head's towers (eager if it fails)
@@ -194,7 +198,7 @@ class Exp(BaseExp):
         return self._dataset_class()(
             data_dir=self.get_data_dir(), json_file=self.train_ann, name=self.train_name, img_size=self.input_size,
             preproc=TrainTransform(max_labels=self.max_labels, flip_prob=self.flip_prob, hsv_prob=self.hsv_prob,
-                                   hsv_gains=self.hsv_gains),
+                                   hsv_gains=self.hsv_gains, image_dtype=np.dtype(self.train_image_dtype)),
             cache=cache, cache_type=cache_type, skip_bad_images=self.skip_bad_images,
         )
 
@@ -223,7 +227,7 @@ class Exp(BaseExp):
         self.dataset = MosaicDetection(
             dataset, img_size=self.input_size, mosaic=not no_aug,
             preproc=TrainTransform(max_labels=self.max_labels, flip_prob=self.flip_prob, hsv_prob=self.hsv_prob,
-                                   hsv_gains=self.hsv_gains),
+                                   hsv_gains=self.hsv_gains, image_dtype=np.dtype(self.train_image_dtype)),
             degrees=self.degrees, translate=self.translate, mosaic_scale=self.mosaic_scale,
             mixup_scale=self.mixup_scale, shear=self.shear, enable_mixup=self.enable_mixup,
             mosaic_prob=self.mosaic_prob, mixup_prob=self.mixup_prob,
