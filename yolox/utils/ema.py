@@ -22,11 +22,10 @@ class ModelEMA:
     """
 
     def __init__(self, model, decay=0.9999, updates=0):
-        self.ema = deepcopy(unwrap_model(model)).eval()
+        from yolox.models.compile import uncompile  # here, not at the top: yolox.models imports yolox.utils
+
         # A copy of a compiled module would still run the original through its compiled wrapper.
-        for module in self.ema.modules():
-            if getattr(module, "_compiled_call_impl", None) is not None:
-                module._compiled_call_impl = None
+        self.ema = uncompile(deepcopy(unwrap_model(model)).eval())
         self.updates = updates
         self.decay = decay
         for p in self.ema.parameters():
