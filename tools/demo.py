@@ -72,7 +72,7 @@ class Predictor:
         self.test_size = exp.test_size
         self.device = device
         self.fp16 = fp16
-        self.preproc = ValTransform()
+        self.preproc = ValTransform(fill_value=exp.fill_value)  # the padding the model was trained with
         self.postprocess = exp.postprocess_fn()
 
     def inference(self, img):

@@ -70,6 +70,7 @@ def onnx_metadata(exp, head, decoded, input_hw):
         "yolox_postprocess": postprocess,
         "yolox_max_det": str(int(exp.max_det)),
         "yolox_pre_nms_topk": str(int(exp.pre_nms_topk)),
+        "yolox_fill_value": str(int(exp.fill_value)),  # the letterbox padding the model was trained with
     }
 
 

@@ -69,6 +69,8 @@ def read_metadata(session, path):
         "postprocess": meta["yolox_postprocess"],
         "max_det": int(meta["yolox_max_det"]),
         "pre_nms_topk": int(meta["yolox_pre_nms_topk"]),
+        # exports made before the fill value was recorded padded with upstream's 114
+        "fill_value": int(meta.get("yolox_fill_value", 114)),
     }
 
 
@@ -151,7 +153,7 @@ def detect(model_path, image, score_thr, nms, requested_hw=None, exp=None, multi
     meta = read_metadata(session, model_path)
     input_hw = choose_input_hw(session, meta, requested_hw, model_path)
     fn = postprocess_for(meta, exp, multilabel)
-    img, ratio = preproc(image, input_hw)
+    img, ratio = preproc(image, input_hw, fill_value=meta["fill_value"])
     output = torch.from_numpy(session.run(None, {session.get_inputs()[0].name: img[None]})[0])
     if not meta["decoded"]:
         output = decode_raw_outputs(output, input_hw, meta["strides"], meta["anchor_scales"])

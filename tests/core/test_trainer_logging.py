@@ -123,3 +123,21 @@ def test_a_first_eta_comes_before_the_first_progress_line(one_epoch):
     first_progress = next(i for i, line in enumerate(lines) if "iter: 3/" in line)
     assert first_eta < first_progress
     assert re.search(r"about \d+:\d\d:\d\d of training left", lines[first_eta])
+
+
+@pytest.mark.parametrize("extra_epoch, mosaic_epochs", [(True, [True, False, False]), (False, [True, True, False])])
+def test_final_phase_starts_where_the_rule_says(data, tmp_path, extra_epoch, mosaic_epochs):
+    # 3 epochs, no_aug_epochs 1: upstream YOLOX turns mosaic off for the last 2 epochs, the released code
+    # for the last 1
+    torch.set_num_threads(1)
+    exp_file = write_exp(tmp_path / "exp.py", data["coco"], tmp_path / "unused")
+    trainer = _trainer(exp_file, tmp_path, max_epoch=3, no_aug_epochs=1, eval_interval=10,
+                       no_aug_extra_epoch=extra_epoch)
+    seen = []
+    trainer.evaluate_and_save_model = lambda: None
+    after_epoch = trainer.after_epoch
+    trainer.after_epoch = lambda: (seen.append((trainer.train_loader.batch_sampler.mosaic,
+                                                unwrap_head(trainer).use_l1)), after_epoch())
+    trainer.train()
+    assert [mosaic for mosaic, _ in seen] == mosaic_epochs
+    assert [use_l1 for _, use_l1 in seen] == [not m for m in mosaic_epochs]

@@ -129,3 +129,42 @@ def test_passes_shorter_than_world_size(make):
     for rank in range(3):
         assert take(make(seed=2, rank=rank, world_size=3), 30) == stream[rank::3]
         assert take(make(seed=2, rank=rank, world_size=3, start=5), 25) == stream[rank::3][5:]
+
+
+# ------------------------------------------------------------------ the epoch under RFS
+def released_epoch_iterations(num_images, world_size, batch_per_rank):
+    """The released EFL code's epoch, re-enacted: its RFS sampler reports ceil(num_images / world) (the count
+    before repetition) and its runner's epoch is that many indices in batches (torch BatchSampler, drop_last
+    False): ceil(ceil(num_images / world) / batch)."""
+    return math.ceil(math.ceil(num_images / world_size) / batch_per_rank)
+
+
+# 40 images: 30 without repeats, 6 at r = 2.5 (ceil 3), 4 at r = 4.2 (ceil 5)
+HAND_FACTORS = [1.0] * 30 + [2.5] * 6 + [4.2] * 4
+
+
+@pytest.mark.parametrize("world_size, batch", [(1, 8), (1, 5), (3, 4), (16, 1)])
+def test_epoch_unit_dataset_is_the_image_count_before_repetition(world_size, batch):
+    repeated_pass = 30 + 6 * 3 + 4 * 5  # 68 indices in a pass of the stream
+    for rank in range(world_size):
+        dataset_unit = RepeatFactorSampler(HAND_FACTORS, rounding="ceil", rank=rank, world_size=world_size,
+                                           epoch_unit="dataset")
+        repeated_unit = RepeatFactorSampler(HAND_FACTORS, rounding="ceil", rank=rank, world_size=world_size)
+        assert len(dataset_unit) == math.ceil(40 / world_size)
+        assert len(repeated_unit) == repeated_pass // world_size
+        batches = YoloBatchSampler(dataset_unit, batch_size=batch, drop_last=False)
+        assert len(batches) == released_epoch_iterations(40, world_size, batch)
+        # the stream itself is still the repeated one: the unit changes the schedule, not the sampling
+        assert take(dataset_unit, 3 * repeated_pass // world_size) == take(repeated_unit, 3 * repeated_pass // world_size)
+
+
+def test_epoch_unit_on_a_table1_probe():
+    # 40 images at batch 8, every image's factor 2.2 (ceil 3): the repeated unit gives 15 iterations, the
+    # released one 5
+    sampler = RepeatFactorSampler([2.2] * 40, rounding="ceil", epoch_unit="dataset")
+    assert len(YoloBatchSampler(sampler, batch_size=8)) == 5
+    assert len(YoloBatchSampler(RepeatFactorSampler([2.2] * 40, rounding="ceil"), batch_size=8)) == 15
+    # LVIS v1 train, 16 GPUs x 8 images: 783 iterations an epoch, whatever the repeat factors
+    assert released_epoch_iterations(100_170, 16, 8) == 783
+    with pytest.raises(ValueError, match="epoch_unit"):
+        RepeatFactorSampler([1.0], epoch_unit="images")

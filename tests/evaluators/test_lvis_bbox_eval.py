@@ -178,3 +178,19 @@ def test_matches_official_lvis_api_when_images_exceed_max_dets(lvis_api):
     results = federated_detections(gt, np.random.default_rng(3))
     expected = official_eval(lvis_api, SHARED_LVIS, results, max_dets=20)[1]
     assert_same_metrics(lvis_bbox_eval(SHARED_LVIS, results, max_dets=20), expected, tol=1e-4)
+
+
+def test_frequency_groups_follow_lvis_rule_on_the_real_categories():
+    # LVIS: rare <= 10 training images, common <= 100; the packaged v1 categories carry both fields
+    import json
+    from pathlib import Path
+
+    import yolox.data
+    from yolox.evaluators.lvis_evaluator import frequency_from_image_count
+
+    assert [frequency_from_image_count(n) for n in (1, 10, 11, 100, 101)] == ["r", "r", "c", "c", "f"]
+    path = Path(yolox.data.__file__).parent / "lvis_v1_categories.json"
+    packaged = json.loads(path.read_text())
+    rows = [dict(zip(packaged["fields"], row)) for row in packaged["categories"]]
+    assert len(rows) == 1203
+    assert all(frequency_from_image_count(c["image_count"]) == c["frequency"] for c in rows)

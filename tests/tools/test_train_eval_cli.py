@@ -91,7 +91,7 @@ def test_onnx_export_matches_pytorch(trained, tmp_path):
             "yolox_decoded": "true" if decoded else "false", "yolox_head": "anchor_points",
             "yolox_strides": "8,16,32", "yolox_anchor_scales": "", "yolox_num_classes": "4",
             "yolox_input_hw": "96,96", "yolox_postprocess": "single_label", "yolox_max_det": "300",
-            "yolox_pre_nms_topk": "1000"}
+            "yolox_pre_nms_topk": "1000", "yolox_fill_value": "114"}
 
     # onnx_inference: both exports give the PyTorch demo's detections (boxes in image pixels)
     inference, demo = load_tool("onnx_inference"), load_tool("demo")

@@ -19,12 +19,14 @@ after the states were recorded, so a resumed run builds the same batches, with t
 random-number states as it found them.
 
 Final epochs and evaluation: from epoch ``max_epoch - no_aug_epochs`` on (1-based; upstream YOLOX's rule, so
-the last ``no_aug_epochs + 1`` epochs) mosaic and mixup are off and the L1 box loss is added, so that training
+the last ``no_aug_epochs + 1`` epochs; with ``exp.no_aug_extra_epoch`` False, the released EFL code's rule,
+the last ``no_aug_epochs``) mosaic and mixup are off and the L1 box loss is added, so that training
 ends on whole, unmixed images with boxes fitted to them (the learning rate stays at its minimum over the last
 ``no_aug_epochs``). Evaluation runs after every ``eval_interval``-th epoch and after the last epoch, in those
 final epochs as in the others; ``best_ckpt.pth`` is the best evaluated so far. (Upstream evaluates after each
 final epoch regardless of ``eval_interval``: 16 passes over LVIS val's ~20k images with ``no_aug_epochs`` 15;
-set ``eval_interval 1`` to get that.)
+set ``eval_interval 1`` to get that.) Before each evaluation the BatchNorm statistics of the model and of its EMA
+are averaged over the ranks, so that every rank evaluates the same network.
 
 Non-finite steps: a step whose loss (on any rank) or gradient is not finite is skipped together with its EFL
 statistics, and the BatchNorm statistics its forward pass changed are put back.
@@ -48,7 +50,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from yolox.utils.errors import YOLOXError
 from yolox.utils import (
-    CheckpointError, MeterBuffer, ModelEMA, get_local_rank, get_model_info, get_rank, get_world_size,
+    CheckpointError, MeterBuffer, ModelEMA, all_reduce_norm, get_local_rank, get_model_info, get_rank, get_world_size,
     load_checkpoint_file, load_ckpt, save_checkpoint, seed_everything, setup_logger, unwrap_model,
 )
 
@@ -322,7 +324,10 @@ class Trainer:
         self.start_epoch, self.start_iter_in_epoch = 0, 0
         ckpt = self.resume_train(model)
 
-        self.no_aug = self.start_epoch >= self.max_epoch - self.exp.no_aug_epochs
+        # 0-based epoch of the switch: upstream YOLOX's epoch + 1 == max_epoch - no_aug_epochs, or the released
+        # code's last no_aug_epochs
+        self.no_aug_start_epoch = self.max_epoch - self.exp.no_aug_epochs - (1 if self.exp.no_aug_extra_epoch else 0)
+        self.no_aug = self.start_epoch > self.no_aug_start_epoch
         self.per_rank_batch = max(self.args.batch_size // self.world_size, 1)
         self.train_loader = self.exp.get_data_loader(
             batch_size=self.per_rank_batch, is_distributed=self.is_distributed, no_aug=self.no_aug,
@@ -416,7 +421,7 @@ class Trainer:
 
     def before_epoch(self):
         logger.info(f"---> start train epoch {self.epoch + 1}")
-        if self.epoch + 1 == self.max_epoch - self.exp.no_aug_epochs or (self.no_aug and self.epoch == self.start_epoch):
+        if self.epoch == self.no_aug_start_epoch or (self.no_aug and self.epoch == self.start_epoch):
             logger.info("--->No mosaic aug now!")
             self.train_loader.close_mosaic()
             logger.info("--->Add additional L1 loss now!")
@@ -468,7 +473,8 @@ class Trainer:
                     self.tblogger.add_scalar(f"efl/gamma_{g}", v, step)
             self.meter.clear_meters()
 
-        if self.exp.multiscale_range > 0 and (self.progress_in_iter + 1) % 10 == 0:
+        # per-image sizes ("image") are drawn by the loader's transform; "batch" resizes whole batches here
+        if self.exp.multiscale_range > 0 and self.exp.multiscale_mode == "batch" and (self.progress_in_iter + 1) % 10 == 0:
             self.input_size = self.exp.random_resize(self.train_loader, self.epoch, self.rank, self.is_distributed)
 
         if self.ckpt_interval_iters and (self.iter + 1) % self.ckpt_interval_iters == 0 and self.iter + 1 < self.max_iter:
@@ -572,6 +578,9 @@ class Trainer:
         logger.info(f"evaluating after epoch {self.epoch + 1}")
         if os.environ.get("YOLOX_TEST_SLOW_EVAL"):  # TEST HOOK for the crash tests: a wide window to kill in
             time.sleep(float(os.environ["YOLOX_TEST_SLOW_EVAL"]))
+        all_reduce_norm(unwrap_model(self.model))
+        if self.use_model_ema:
+            all_reduce_norm(self.ema_model.ema)
         rng = _rng_state()  # evaluation must not shift the training's random streams (exact resume)
         try:
             with torch.no_grad():

@@ -1,7 +1,14 @@
 """Datasets, augmentations, samplers and loading for YOLOX-LT."""
 
 from .data_augment import TrainTransform, ValTransform, preproc
-from .dataloading import DataLoader, default_num_workers, get_yolox_datadir, keep_freed_memory, worker_init_reset_seed
+from .dataloading import (
+    DataLoader,
+    default_num_workers,
+    get_yolox_datadir,
+    keep_freed_memory,
+    pad_collate,
+    worker_init_reset_seed,
+)
 from .datasets import COCODataset, Dataset, LVISDataset, MosaicDetection, read_image
 from .errors import DatasetError
 from .samplers import InfiniteSampler, RepeatFactorSampler, YoloBatchSampler, repeat_factors_from_categories

@@ -1,5 +1,5 @@
 """DataLoader helpers: the dataset root, a DataLoader with ``close_mosaic()`` and clean worker errors,
-worker seeding, and the default number of workers."""
+worker seeding, the default number of workers, and a collate function for images of different sizes."""
 
 import ctypes
 import functools
@@ -14,7 +14,15 @@ from loguru import logger
 
 from .errors import DatasetError
 
-__all__ = ["DataLoader", "default_num_workers", "get_yolox_datadir", "keep_freed_memory", "worker_init_reset_seed"]
+__all__ = [
+    "DataLoader",
+    "PadCollate",
+    "default_num_workers",
+    "get_yolox_datadir",
+    "keep_freed_memory",
+    "pad_collate",
+    "worker_init_reset_seed",
+]
 
 MAX_DEFAULT_WORKERS = 8
 _logged_workers = None  # the choice default_num_workers last logged in this process
@@ -155,3 +163,45 @@ class DataLoader(torch.utils.data.DataLoader):
 
     def __iter__(self):
         return _CleanErrorIterator(super().__iter__())
+
+
+class PadCollate:
+    """Collate items of different image sizes: the images are padded at the bottom/right to a common size.
+
+    ``__call__(batch)`` takes a list of ``(img ndarray[3, h, w] float32 or uint8, labels ndarray[max_labels, 5],
+    img_info, img_id)`` and returns ``[images tensor[B, 3, H, W], labels tensor[B, max_labels, 5], infos, ids]``,
+    where H and W are the largest h and w of the batch rounded up to a multiple of ``alignment``, the padding
+    is ``fill_value`` and the rest is ``default_collate``'s; for equal sizes that are multiples of
+    ``alignment`` the result equals ``default_collate``'s. Padding at the bottom/right moves no box. This is
+    the EFL authors' batch padding (``TrainTransform(size_choices=...)`` gives every image its own size).
+    A class rather than a closure so that DataLoader workers can pickle it.
+    """
+
+    def __init__(self, fill_value=0, alignment=32):
+        self.fill_value = fill_value
+        self.alignment = alignment
+
+    def __call__(self, batch):
+        images = [np.ascontiguousarray(item[0]) for item in batch]
+        channels = images[0].shape[0]
+        height = _round_up(max(img.shape[1] for img in images), self.alignment)
+        width = _round_up(max(img.shape[2] for img in images), self.alignment)
+        dtype = torch.from_numpy(images[0][:0]).dtype
+        out = torch.empty((len(images), channels, height, width), dtype=dtype)
+        if torch.utils.data.get_worker_info() is not None:
+            # as default_collate: built in shared memory, the batch reaches the trainer without another copy
+            out.share_memory_()
+        out.fill_(self.fill_value)
+        for slot, img in zip(out, images):
+            slot[:, :img.shape[1], :img.shape[2]] = torch.from_numpy(img)
+        rest = torch.utils.data.default_collate([tuple(item[1:]) for item in batch])
+        return [out, *rest]
+
+
+def pad_collate(fill_value=0, alignment=32):
+    """A ``collate_fn`` padding each batch's images to a common size; see ``PadCollate``."""
+    return PadCollate(fill_value, alignment)
+
+
+def _round_up(value, multiple):
+    return -(-value // multiple) * multiple

@@ -112,12 +112,22 @@ class RepeatFactorSampler(_PassSampler):
     Pass p repeats image i ``floor(r_i)`` times plus once more with probability ``frac(r_i)``
     (``rounding="stochastic"``, Bernoulli draws from the pass generator) or ``ceil(r_i)`` times
     (``rounding="ceil"``), then shuffles the list with the same generator.
-    ``len()`` is ``int(expected indices per pass) // world_size``.
+
+    ``len()``, the indices per rank in one epoch, depends on ``epoch_unit``:
+
+    - ``"repeated"``: ``int(expected indices per pass) // world_size``, an epoch is one pass of the
+      repeated stream;
+    - ``"dataset"``: ``ceil(num_images / world_size)``, the images before repetition, as the released EFL
+      code's sampler reports it; its runner counts epochs (warm-up, cosine, the final no-aug phase) in
+      iterations of that length while the stream itself is repeated.
     """
 
-    def __init__(self, repeat_factors, shuffle=True, seed=0, rank=0, world_size=1, rounding="stochastic", start=0):
+    def __init__(self, repeat_factors, shuffle=True, seed=0, rank=0, world_size=1, rounding="stochastic", start=0,
+                 epoch_unit="repeated"):
         if rounding not in ("stochastic", "ceil"):
             raise ValueError(f"rounding must be 'stochastic' or 'ceil', got {rounding!r}")
+        if epoch_unit not in ("repeated", "dataset"):
+            raise ValueError(f"epoch_unit must be 'repeated' or 'dataset', got {epoch_unit!r}")
         factors = torch.as_tensor(repeat_factors, dtype=torch.float64)
         valid = factors.ndim == 1 and len(factors) > 0 and bool(torch.isfinite(factors).all())
         if not valid or bool((factors < 0).any()):
@@ -133,6 +143,10 @@ class RepeatFactorSampler(_PassSampler):
             self._expected = int(factors.ceil().sum())
         else:
             self._expected = int(factors.sum())
+        if epoch_unit == "dataset":
+            self._epoch_length = math.ceil(len(factors) / world_size)
+        else:
+            self._epoch_length = self._expected // world_size
 
     def _repeats(self, generator):
         if self._rounding == "ceil":
@@ -153,7 +167,7 @@ class RepeatFactorSampler(_PassSampler):
         return int(self._repeats(self._generator(pass_index)).sum())
 
     def __len__(self):
-        return self._expected // self._world_size
+        return self._epoch_length
 
 
 class YoloBatchSampler(BatchSampler):

@@ -5,7 +5,7 @@ The official ``lvis`` package (0.5.3) does not run on NumPy 2 and is slow; the d
 ``lvis_style`` mode stays available (``engine="faster_coco_eval"``). The tests compare all three.
 The protocol: at most ``max_dets`` (300) detections per image, the best by score; per image only the
 categories that are annotated (positive) or listed in ``neg_category_ids`` are evaluated; unmatched
-detections of categories in ``not_exhaustive_category_ids`` are ignored; APr/APc/APf average the categories of each frequency group (rare < 10 training images, common < 100, else frequent).
+detections of categories in ``not_exhaustive_category_ids`` are ignored; APr/APc/APf average the categories of each frequency group (rare <= 10 training images, common <= 100, else frequent).
 """
 import csv
 import math
@@ -30,9 +30,9 @@ PER_CATEGORY_CSV_COLUMNS = ("category_id", "name", "frequency", "image_count", "
 
 def frequency_from_image_count(image_count):
     """LVIS frequency group of a category seen in ``image_count`` training images."""
-    if image_count < 10:
+    if image_count <= 10:
         return "r"
-    return "c" if image_count < 100 else "f"
+    return "c" if image_count <= 100 else "f"
 
 
 def _category_table(categories, class_image_counts):

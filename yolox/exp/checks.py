@@ -105,12 +105,12 @@ def switched_off_settings(exp):
     if getattr(exp, "enable_mixup", True) is False:
         turned_off_by("enable_mixup", ("mixup_prob", "mixup_scale"))
     if hasattr(exp, "repeat_thresh") and exp.repeat_thresh is None:
-        turned_off_by("repeat_thresh", ("rfs_rounding",))
+        turned_off_by("repeat_thresh", ("rfs_rounding", "rfs_epoch_unit"))
     if getattr(exp, "ema", True) is False:
         turned_off_by("ema", ("ema_decay",))
     if hasattr(exp, "anchor_scales"):
         if exp.assigner == "simota":
-            turned_off_by("assigner", ("atss_topk",))
+            turned_off_by("assigner", ("atss_topk", "atss_iou_offset"))
         if exp.assigner == "atss":
             turned_off_by("assigner", ("simota_center_radius",))
         if not exp.anchor_scales:

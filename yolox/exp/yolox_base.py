@@ -28,11 +28,15 @@ class Exp(BaseExp):
         self.width = 1.00
         self.act = "silu"
         self.depthwise = False
+        # Residual bottlenecks in the neck's CSP layers: upstream YOLOX False, the released EFL code True.
+        self.neck_shortcut = False
         # The supervisor. YOLOX: anchor_scales=None, assigner "simota", cls_loss "sigmoid".
         # YOLOX*: anchor_scales=(3, 4), assigner "atss" (atss_topk 18), an focal-type cls_loss.
         self.anchor_scales = None
         self.assigner = "simota"
         self.atss_topk = 9
+        # Added to widths and heights in ATSS's IoUs: 0 the plain IoU, 1 the released code's CUDA kernel.
+        self.atss_iou_offset = 0.0
         self.simota_center_radius = 1.5
         self.cls_loss = "sigmoid"  # sigmoid | fl | qfl | efl | eqfl | eqlv2
         self.cls_loss_kwargs = {}
@@ -56,8 +60,12 @@ class Exp(BaseExp):
         from yolox.data.dataloading import default_num_workers
         self.data_num_workers = default_num_workers(log=False)  # logged when a training loader is built
         self.input_size = (640, 640)  # (height, width)
-        # Multi-scale training: sizes (input_size / 32 +- multiscale_range) * 32; 0 disables.
+        # Multi-scale training: sizes (input_size / 32 +- multiscale_range) * 32; 0 disables. "batch": one size per
+        # batch, changed every 10 iterations by resizing the batch (upstream YOLOX); "image": each image its own
+        # size (longer side), padded at the top-left to a square and the batch padded to its largest (the
+        # released EFL code's per-image resize).
         self.multiscale_range = 5
+        self.multiscale_mode = "batch"
         self.data_dir = None  # None: <YOLOX_DATADIR or repo/datasets>/COCO
         self.dataset_format = "coco"  # coco | lvis
         self.train_ann = "instances_train2017.json"
@@ -70,6 +78,9 @@ class Exp(BaseExp):
         # Repeat-factor sampling (LVIS): None disables, else the threshold t of r_c = max(1, sqrt(t / f_c)).
         self.repeat_thresh = None
         self.rfs_rounding = "stochastic"  # stochastic | ceil
+        # What an epoch is under RFS: "repeated", one pass of the repeated stream; "dataset", the image count
+        # before repetition (the released EFL code's runner), with the stream still repeated.
+        self.rfs_epoch_unit = "repeated"
 
         # ---------------- transform ---------------- #
         self.mosaic_prob = 1.0
@@ -84,6 +95,13 @@ class Exp(BaseExp):
         self.enable_mixup = True
         self.mixup_scale = (0.5, 1.5)
         self.shear = 2.0
+        # The released EFL code's pipeline differs from upstream YOLOX's in these; upstream's values here,
+        # LVISExp sets the released ones (docs/recipe.md).
+        self.affine_window = "top_left"  # top_left: upstream's affine about the canvas origin; centred: T.S.R.C
+        self.box_filter = "clip"  # clip: keep any clipped box over 1 px; released: box_candidates after the affine
+        self.fill_value = 114  # grey of every padded or uncovered pixel (mosaic, affine, mixup, letterbox, batch)
+        self.mixup_flip_prob = 0.5  # the released mixup never mirrors its partner
+        self.mixup_partners = "labelled"  # labelled: images with boxes; any: every image (unlabelled: no blend)
 
         # ---------------- training ---------------- #
         self.warmup_epochs = 5
@@ -93,6 +111,8 @@ class Exp(BaseExp):
         self.basic_lr_per_img = 0.01 / 64.0
         self.scheduler = "yoloxwarmcos"
         self.no_aug_epochs = 15
+        # upstream YOLOX switches one epoch early (the last no_aug_epochs + 1 epochs); False: the last no_aug_epochs
+        self.no_aug_extra_epoch = True
         self.ema = True
         self.ema_decay = 0.9999
         self.weight_decay = 5e-4
@@ -142,7 +162,7 @@ class Exp(BaseExp):
         from yolox.models.assigners import ATSSAssigner, SimOTAAssigner
 
         if self.assigner == "atss":
-            return ATSSAssigner(topk=self.atss_topk)
+            return ATSSAssigner(topk=self.atss_topk, iou_offset=self.atss_iou_offset)
         if self.assigner == "simota":
             return SimOTAAssigner(center_radius=self.simota_center_radius)
         raise ExpConfigError(f"unknown assigner {self.assigner!r} (simota or atss)")
@@ -162,7 +182,8 @@ class Exp(BaseExp):
 
         if getattr(self, "model", None) is None:
             in_channels = [256, 512, 1024]
-            backbone = YOLOPAFPN(self.depth, self.width, in_channels=in_channels, act=self.act, depthwise=self.depthwise)
+            backbone = YOLOPAFPN(self.depth, self.width, in_channels=in_channels, act=self.act, depthwise=self.depthwise,
+                                 shortcut=self.neck_shortcut)
             head = YOLOXHead(
                 self.num_classes, self.width, in_channels=in_channels, act=self.act, depthwise=self.depthwise,
                 anchor_scales=self.anchor_scales, assigner=self.get_assigner(), cls_loss=self.get_cls_loss(),
@@ -191,15 +212,26 @@ class Exp(BaseExp):
             raise ExpConfigError(f"unknown dataset_format {self.dataset_format!r} (coco or lvis)")
         return LVISDataset if self.dataset_format == "lvis" else COCODataset
 
-    def get_dataset(self, cache=False, cache_type="ram"):
-        """The training dataset without mosaic (images resized for ``input_size``)."""
+    def train_sizes(self):
+        """The training sizes (pixels, multiples of 32) of ``multiscale_mode`` "image", else None."""
+        if self.multiscale_mode == "batch" or self.multiscale_range <= 0:
+            return None
+        base = self.input_size[0] // 32
+        return tuple(32 * k for k in range(max(base - self.multiscale_range, 1), base + self.multiscale_range + 1))
+
+    def get_train_transform(self):
         from yolox.data import TrainTransform
 
+        return TrainTransform(max_labels=self.max_labels, flip_prob=self.flip_prob, hsv_prob=self.hsv_prob,
+                              hsv_gains=self.hsv_gains, image_dtype=np.dtype(self.train_image_dtype),
+                              box_filter=self.box_filter, fill_value=self.fill_value, size_choices=self.train_sizes())
+
+    def get_dataset(self, cache=False, cache_type="ram"):
+        """The training dataset without mosaic (images resized for ``input_size``)."""
         return self._dataset_class()(
             data_dir=self.get_data_dir(), json_file=self.train_ann, name=self.train_name, img_size=self.input_size,
-            preproc=TrainTransform(max_labels=self.max_labels, flip_prob=self.flip_prob, hsv_prob=self.hsv_prob,
-                                   hsv_gains=self.hsv_gains, image_dtype=np.dtype(self.train_image_dtype)),
-            cache=cache, cache_type=cache_type, skip_bad_images=self.skip_bad_images,
+            preproc=self.get_train_transform(), cache=cache, cache_type=cache_type,
+            skip_bad_images=self.skip_bad_images,
         )
 
     def get_train_sampler(self, dataset, start=0):
@@ -213,11 +245,12 @@ class Exp(BaseExp):
         if self.repeat_thresh is None:
             return InfiniteSampler(len(dataset), shuffle=True, **common)
         factors = repeat_factors_from_categories(dataset.img_cat_ids(), self.repeat_thresh)
-        return RepeatFactorSampler(factors, shuffle=True, rounding=self.rfs_rounding, **common)
+        return RepeatFactorSampler(factors, shuffle=True, rounding=self.rfs_rounding, epoch_unit=self.rfs_epoch_unit,
+                                   **common)
 
     def get_data_loader(self, batch_size, is_distributed, no_aug=False, cache_img=None, sampler_start=0):
         """The training loader. ``batch_size`` is per process."""
-        from yolox.data import DataLoader, MosaicDetection, TrainTransform, YoloBatchSampler, worker_init_reset_seed
+        from yolox.data import DataLoader, MosaicDetection, YoloBatchSampler, pad_collate, worker_init_reset_seed
         from yolox.data.dataloading import default_num_workers
 
         if self.data_num_workers == default_num_workers(log=False):
@@ -226,16 +259,19 @@ class Exp(BaseExp):
         dataset = self.get_dataset(cache=cache_img is not None, cache_type=cache_img or "ram")
         self.dataset = MosaicDetection(
             dataset, img_size=self.input_size, mosaic=not no_aug,
-            preproc=TrainTransform(max_labels=self.max_labels, flip_prob=self.flip_prob, hsv_prob=self.hsv_prob,
-                                   hsv_gains=self.hsv_gains, image_dtype=np.dtype(self.train_image_dtype)),
+            preproc=self.get_train_transform(),
             degrees=self.degrees, translate=self.translate, mosaic_scale=self.mosaic_scale,
             mixup_scale=self.mixup_scale, shear=self.shear, enable_mixup=self.enable_mixup,
-            mosaic_prob=self.mosaic_prob, mixup_prob=self.mixup_prob,
+            mosaic_prob=self.mosaic_prob, mixup_prob=self.mixup_prob, affine_window=self.affine_window,
+            box_filter=self.box_filter, fill_value=self.fill_value, mixup_flip_prob=self.mixup_flip_prob,
+            mixup_partners=self.mixup_partners,
         )
         sampler = self.get_train_sampler(dataset, start=sampler_start)
         batch_sampler = YoloBatchSampler(sampler=sampler, batch_size=batch_size, drop_last=False, mosaic=not no_aug)
         kwargs = {"num_workers": self.data_num_workers, "pin_memory": torch.cuda.is_available(),
                   "batch_sampler": batch_sampler}
+        if self.train_sizes() is not None:  # images of different sizes: padded to the batch's largest
+            kwargs["collate_fn"] = pad_collate(self.fill_value)
         if self.data_num_workers > 0:
             kwargs["worker_init_fn"] = worker_init_reset_seed
             kwargs["persistent_workers"] = False
@@ -313,7 +349,8 @@ class Exp(BaseExp):
 
         return self._dataset_class()(
             data_dir=self.get_data_dir(), json_file=self.val_ann if not testdev else self.test_ann,
-            name=self.val_name if not testdev else "test2017", img_size=self.test_size, preproc=ValTransform(),
+            name=self.val_name if not testdev else "test2017", img_size=self.test_size,
+            preproc=ValTransform(fill_value=self.fill_value),
             skip_bad_images=self.skip_bad_images,
         )
 

@@ -1,8 +1,8 @@
 from .boxes import (bboxes_iou, cxcywh2xyxy, level_sizes, level_topk_postprocess, multilabel_postprocess, postprocess,
                     xyxy2cxcywh, xyxy2xywh)
 from .checkpoint import CheckpointError, atomic_torch_save, load_checkpoint_file, load_ckpt, save_checkpoint
-from .dist import (all_gather_object, all_reduce_sum, get_local_rank, get_rank, get_world_size, is_main_process,
-                   reduce_mean, synchronize)
+from .dist import (all_gather_object, all_reduce_norm, all_reduce_sum, get_local_rank, get_rank, get_world_size,
+                   is_main_process, reduce_mean, synchronize)
 from .ema import ModelEMA, unwrap_model
 from .logger import setup_logger
 from .lr_scheduler import LRScheduler

@@ -6,7 +6,7 @@ import torch.distributed as dist
 
 __all__ = [
     "is_dist_avail_and_initialized", "get_world_size", "get_rank", "get_local_rank", "is_main_process",
-    "synchronize", "reduce_mean", "all_reduce_sum", "all_gather_object", "broadcast_object",
+    "synchronize", "reduce_mean", "all_reduce_sum", "all_gather_object", "broadcast_object", "all_reduce_norm",
 ]
 
 _LOCAL_RANK = 0
@@ -56,6 +56,26 @@ def reduce_mean(tensor):
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         tensor /= get_world_size()
     return tensor
+
+
+def all_reduce_norm(module):
+    """Average the BatchNorm running statistics of ``module`` over ranks, in place (no-op in one process).
+
+    Each rank's BatchNorm sees only its own images; evaluated shard by shard, ranks would otherwise judge
+    the same weights with different statistics. ``num_batches_tracked`` is left alone."""
+    if get_world_size() <= 1:
+        return
+    buffers = [b for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+               for b in (m.running_mean, m.running_var) if b is not None]
+    if not buffers:
+        return
+    flat = torch.cat([b.detach().float().reshape(-1) for b in buffers])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    flat /= get_world_size()
+    offset = 0
+    for b in buffers:
+        b.copy_(flat[offset:offset + b.numel()].view_as(b))
+        offset += b.numel()
 
 
 def rank_average_normalizer(value):

@@ -217,3 +217,33 @@ def np_atss(anchors, levels, gts, topk):
             if iou >= thr and inside and iou > best_iou[a]:
                 best_iou[a], assigned[a] = iou, g
     return assigned
+
+
+def test_iou_offset_is_the_pixel_inclusive_convention():
+    # a 16-px gt inside a 24-px anchor: 256 / 576 plainly, (17 * 17) / (25 * 25) with +1 on every side length
+    gt, anchor = torch.tensor([0.0, 0.0, 16.0, 16.0]), torch.tensor([-4.0, -4.0, 20.0, 20.0])
+    assert paired_box_iou(anchor, gt).item() == pytest.approx(256 / 576)
+    assert paired_box_iou(anchor, gt, offset=1.0).item() == pytest.approx(289 / 625)
+    # disjoint boxes one pixel apart touch under the inclusive convention, as in the released kernel:
+    # width = max(right - left + 1, 0)
+    a, b = torch.tensor([0.0, 0.0, 10.0, 10.0]), torch.tensor([11.0, 0.0, 21.0, 10.0])
+    assert paired_box_iou(a, b, offset=1.0).item() == 0.0
+    c = torch.tensor([10.0, 0.0, 20.0, 10.0])
+    assert paired_box_iou(a, c, offset=1.0).item() == pytest.approx(11 / (121 + 121 - 11))
+
+
+def test_iou_offset_changes_the_candidates_ious_and_threshold():
+    gt = torch.tensor([[8.0, 0.0, 22.0, 10.0]])
+    plain = ATSSAssigner(topk=2)
+    inclusive = ATSSAssigner(topk=2, iou_offset=1.0)
+    cands0, ious0, thr0 = plain.candidates_and_threshold(ROW_ANCHORS, ROW_LEVELS, gt[None])
+    cands1, ious1, thr1 = inclusive.candidates_and_threshold(ROW_ANCHORS, ROW_LEVELS, gt[None])
+    assert torch.equal(cands0, cands1)  # distances do not depend on the convention
+    # anchor 1 [10, 0, 20, 10] with the gt: inter 11 x 11, areas 121 and 15 x 11
+    assert ious1[0, 0, 0].item() == pytest.approx(121 / (121 + 165 - 121))
+    expected = [paired_box_iou(ROW_ANCHORS[i], gt[0], 1.0).item() for i in cands1[0, 0].tolist()]
+    assert torch.allclose(ious1[0, 0], torch.tensor(expected), atol=1e-6)
+    assert not torch.allclose(thr0, thr1)
+    mean = sum(expected) / 4
+    std = (sum((v - mean) ** 2 for v in expected) / 3) ** 0.5
+    assert thr1.item() == pytest.approx(mean + std, abs=1e-6)

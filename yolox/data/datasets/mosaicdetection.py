@@ -22,10 +22,21 @@ import random
 import cv2
 import numpy as np
 
-from ..data_augment import PAD_VALUE, apply_affine_to_bboxes, get_affine_matrix
+from ..data_augment import (
+    BOX_FILTERS,
+    PAD_VALUE,
+    apply_affine_to_bboxes,
+    box_candidates,
+    get_affine_matrix,
+    get_centred_affine_matrix,
+)
 from .datasets_wrapper import Dataset
 
 __all__ = ["MosaicDetection", "get_mosaic_coordinate"]
+
+AFFINE_WINDOWS = ("top_left", "centred")
+MIXUP_PARTNERS = ("labelled", "any")
+MIXUP_MIN_SIDE = 5  # the EFL authors' mixup keeps partner boxes wider and taller than this, in output pixels
 
 
 def get_mosaic_coordinate(mosaic_index, xc, yc, w, h, input_h, input_w):
@@ -114,6 +125,19 @@ class MosaicDetection(Dataset):
         mosaic_scale: (low, high) scale of the affine after mosaic.
         mixup_scale: (low, high) scale jitter of the mixed-in image.
         enable_mixup, mosaic_prob, mixup_prob: switches and probabilities.
+
+    Options for the EFL authors' pipeline (the defaults are upstream YOLOX's):
+        affine_window: "top_left" (``get_affine_matrix``: the output shows the canvas around its top-left
+            quarter) or "centred" (``get_centred_affine_matrix``: the canvas centre, where the 4 tiles meet,
+            lands near the output centre).
+        box_filter: "clip" (boxes are clipped to the output; ``preproc`` drops degenerate ones) or "released"
+            (after the affine, and for the mixup partner's boxes after the crop, only ``box_candidates``
+            survive; mixup with no surviving partner box leaves the image and labels unchanged).
+        mixup_flip_prob: probability that the mixup partner is mirrored (0.5; theirs never is: 0).
+        mixup_partners: "labelled" (drawn among the images with boxes) or "any" (among all images, with
+            ``np.random.randint``; an unlabelled partner means no mixup).
+        fill_value: the value of the output pixels no tile covers and of the mixup partner's canvas
+            (114; theirs is 0). Outside the partner's jittered canvas mixup always blends with 0.
     """
 
     def __init__(
@@ -130,6 +154,11 @@ class MosaicDetection(Dataset):
         enable_mixup=True,
         mosaic_prob=1.0,
         mixup_prob=1.0,
+        affine_window="top_left",
+        box_filter="clip",
+        mixup_flip_prob=0.5,
+        mixup_partners="labelled",
+        fill_value=PAD_VALUE,
     ):
         super().__init__(img_size, mosaic=mosaic)
         self._dataset = dataset
@@ -142,6 +171,16 @@ class MosaicDetection(Dataset):
         self.enable_mixup = enable_mixup
         self.mosaic_prob = mosaic_prob
         self.mixup_prob = mixup_prob
+        for name, value, allowed in (("affine_window", affine_window, AFFINE_WINDOWS),
+                                     ("box_filter", box_filter, BOX_FILTERS),
+                                     ("mixup_partners", mixup_partners, MIXUP_PARTNERS)):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        self.affine_window = affine_window
+        self.box_filter = box_filter
+        self.mixup_flip_prob = mixup_flip_prob
+        self.mixup_partners = mixup_partners
+        self.fill_value = fill_value
         # mixup partners must carry boxes; upstream redraws until it finds one, this draws among them directly
         self._labelled_indices = [i for i in range(len(dataset)) if len(dataset.load_anno(i)) > 0]
 
@@ -152,7 +191,9 @@ class MosaicDetection(Dataset):
     def __getitem__(self, idx):
         if self.enable_mosaic and random.random() < self.mosaic_prob:
             img, labels, img_id = self._mosaic(idx)
-            if self.enable_mixup and len(labels) > 0 and random.random() < self.mixup_prob:
+            # upstream mixes only mosaics that kept a box; the released pipeline mixes every one
+            has_boxes = len(labels) > 0 or self.box_filter == "released"
+            if self.enable_mixup and has_boxes and random.random() < self.mixup_prob:
                 img, labels = self.mixup(img, labels, self.input_dim)
             img, padded_labels = self.preproc(img, labels, self.input_dim)
             return img, padded_labels, tuple(self.input_dim), img_id
@@ -164,16 +205,17 @@ class MosaicDetection(Dataset):
     def _mosaic(self, idx):
         """4 images around a random centre, then a random affine. Returns (img HWC uint8, labels[K, 5], img_id).
 
-        Labels are mapped and clipped as by ``random_affine``; degenerate ones are left for ``preproc``.
+        Labels are mapped and clipped as by ``random_affine``; with ``box_filter="clip"`` degenerate ones are
+        left for ``preproc``, with "released" only ``box_candidates`` are kept.
         """
         input_h, input_w = self.input_dim
         yc = int(random.uniform(0.5 * input_h, 1.5 * input_h))
         xc = int(random.uniform(0.5 * input_w, 1.5 * input_w))
         indices = [idx] + [random.randint(0, len(self._dataset) - 1) for _ in range(3)]
         # the draws random_affine makes after the canvas, made before reading any image
-        matrix, _ = get_affine_matrix((input_w, input_h), self.degrees, self.translate, self.scale, self.shear)
+        matrix, affine_scale = self._affine_matrix()
         stretch = np.linalg.norm(matrix[:, :2], ord=2)  # the most output pixels per canvas pixel, any direction
-        img = np.full((input_h, input_w, 3), PAD_VALUE, dtype=np.uint8)
+        img = np.full((input_h, input_w, 3), self.fill_value, dtype=np.uint8)
         all_labels = []
         for mosaic_index, index in enumerate(indices):
             tile, labels, img_id, letterbox_hw, pitch = _pull(self._dataset, index, None)
@@ -194,8 +236,19 @@ class MosaicDetection(Dataset):
         labels[:, [0, 2]] = np.clip(labels[:, [0, 2]], 0, 2 * input_w)
         labels[:, [1, 3]] = np.clip(labels[:, [1, 3]], 0, 2 * input_h)
         if len(labels) > 0:
+            before = labels[:, :4] * affine_scale  # the canvas boxes at the output's scale
             labels = apply_affine_to_bboxes(labels, (input_w, input_h), matrix)
+            if self.box_filter == "released":
+                labels = labels[box_candidates(before, labels)]
         return img, labels, img_id
+
+    def _affine_matrix(self):
+        """The random canvas -> output affine of ``affine_window``: (M ndarray[2, 3], scale)."""
+        input_h, input_w = self.input_dim
+        if self.affine_window == "centred":
+            return get_centred_affine_matrix((2 * input_w, 2 * input_h), (input_w, input_h), self.degrees,
+                                             self.translate, self.scale, self.shear)
+        return get_affine_matrix((input_w, input_h), self.degrees, self.translate, self.scale, self.shear)
 
     def _place_tile(self, mosaic_index, xc, yc, letterbox_hw, matrix):
         """Where a letterboxed image of ``letterbox_hw`` goes as tile ``mosaic_index``.
@@ -233,24 +286,26 @@ class MosaicDetection(Dataset):
         _warp_into(out, tile[top:bottom, left:right], matrix @ to_canvas, region)
 
     def mixup(self, origin_img, origin_labels, input_dim):
-        """Blend 50/50 with a random labelled image (letterboxed, scale-jittered, maybe flipped, randomly cropped).
+        """Blend 50/50 with a random image (letterboxed, scale-jittered, maybe flipped, randomly cropped).
 
-        Returns (img HWC uint8, labels[K + K', 5]) with the partner's boxes appended.
+        Returns (img HWC uint8, labels[K + K', 5]) with the partner's boxes appended; the inputs unchanged
+        when the partner brings no box (none at all, or none that ``box_filter="released"`` keeps).
         """
-        if not self._labelled_indices:
+        if self.mixup_partners == "labelled" and not self._labelled_indices:
             return origin_img, origin_labels
         jitter = random.uniform(*self.mixup_scale)
-        flip = random.uniform(0, 1) > 0.5
-        index = random.choice(self._labelled_indices)
+        flip = random.uniform(0, 1) > 1 - self.mixup_flip_prob  # 0.5: upstream's test exactly; 0: never
+        index = self._mixup_partner()
         img, cp_labels, _, (h0, w0), pitch = _pull(self._dataset, index, None)
         if img is None:
             img, cp_labels, _, (h0, w0), pitch = _pull(self._dataset, index, min(input_dim[0] / h0,
                                                                                  input_dim[1] / w0) * jitter)
-        if len(cp_labels) == 0:  # a bad image was replaced by an unlabelled one
+        if len(cp_labels) == 0:  # an unlabelled partner, or a bad image replaced by an unlabelled one
             return origin_img, origin_labels
 
-        # the composition: the image letterboxed by ``ratio`` at the top-left of a grey input-size canvas, the
-        # canvas resized by ``jitter`` to origin_h x origin_w (maybe mirrored), on black, cropped at the offsets
+        # the composition: the image letterboxed by ``ratio`` at the top-left of an input-size canvas of
+        # ``fill_value``, the canvas resized by ``jitter`` to origin_h x origin_w (maybe mirrored), on black,
+        # cropped at the offsets
         ratio = min(input_dim[0] / h0, input_dim[1] / w0)
         new_h, new_w = int(h0 * ratio), int(w0 * ratio)
         origin_h, origin_w = int(input_dim[0] * jitter), int(input_dim[1] * jitter)
@@ -259,8 +314,18 @@ class MosaicDetection(Dataset):
         y_offset = random.randint(0, padded_h - target_h - 1) if padded_h > target_h else 0
         x_offset = random.randint(0, padded_w - target_w - 1) if padded_w > target_w else 0
 
+        before, boxes = self._mixup_boxes(cp_labels, ratio * jitter, flip, (origin_h, origin_w),
+                                          (y_offset, x_offset), (target_h, target_w))
+        classes = cp_labels[:, 4:5]
+        if self.box_filter == "released":
+            keep = box_candidates(before, boxes, wh_thr=MIXUP_MIN_SIDE)
+            if not keep.any():  # no blend at all, as the EFL authors' mixup
+                return origin_img, origin_labels
+            boxes, classes = boxes[keep], classes[keep]
+        labels = np.vstack((origin_labels, np.hstack((boxes, classes))))
+
         cropped = np.zeros((target_h, target_w, 3), dtype=np.uint8)
-        cropped[:max(origin_h - y_offset, 0), :max(origin_w - x_offset, 0)] = PAD_VALUE
+        cropped[:max(origin_h - y_offset, 0), :max(origin_w - x_offset, 0)] = self.fill_value
         # jittered-canvas pixels per ``img`` pixel; cv2.resize given fx, fy (not a size) maps on cv2.resize's
         # grid with exactly these factors: x_canvas + 0.5 = (x + 0.5) * fx, so one resize replaces two
         fy = pitch[0] * new_h / h0 * origin_h / input_dim[0]
@@ -272,18 +337,38 @@ class MosaicDetection(Dataset):
             left = origin_w - resized.shape[1]
         _paste(cropped, resized, left - x_offset, -y_offset)
 
-        box_ratio = ratio * jitter
-        boxes = cp_labels[:, :4].copy()
-        boxes[:, 0::2] = np.clip(boxes[:, 0::2] * box_ratio, 0, origin_w)
-        boxes[:, 1::2] = np.clip(boxes[:, 1::2] * box_ratio, 0, origin_h)
-        if flip:
-            boxes[:, 0::2] = origin_w - boxes[:, 0::2][:, ::-1]
-        boxes[:, 0::2] = np.clip(boxes[:, 0::2] - x_offset, 0, target_w)
-        boxes[:, 1::2] = np.clip(boxes[:, 1::2] - y_offset, 0, target_h)
-        labels = np.vstack((origin_labels, np.hstack((boxes, cp_labels[:, 4:5]))))
         # floor((a + b) / 2) = (a & b) + ((a ^ b) >> 1) in uint8: what 0.5 * a + 0.5 * b in float32 truncated gives
         img = np.bitwise_and(origin_img, cropped)
         np.bitwise_xor(origin_img, cropped, out=cropped)
         cropped >>= 1
         img += cropped
         return img, labels
+
+    def _mixup_partner(self):
+        """Index of the mixup partner: among the labelled images (``random``), or any (``np.random``)."""
+        if self.mixup_partners == "any":
+            return int(np.random.randint(0, len(self._dataset)))
+        return random.choice(self._labelled_indices)
+
+    @staticmethod
+    def _mixup_boxes(cp_labels, box_ratio, flip, origin_hw, offsets, target_hw):
+        """The partner's boxes (ndarray[K, 5+], letterboxed pixels) on its jittered canvas and on the output.
+
+        Args:
+            box_ratio: jittered-canvas pixels per letterboxed pixel.
+            flip: whether the jittered canvas is mirrored.
+            origin_hw, target_hw: (h, w) of the jittered canvas and of the output.
+            offsets: (y, x) of the crop on the jittered canvas.
+        Returns:
+            (before ndarray[K, 4] clipped to the jittered canvas, after ndarray[K, 4] clipped to the output).
+        """
+        (origin_h, origin_w), (y_offset, x_offset), (target_h, target_w) = origin_hw, offsets, target_hw
+        before = cp_labels[:, :4].copy()
+        before[:, 0::2] = np.clip(before[:, 0::2] * box_ratio, 0, origin_w)
+        before[:, 1::2] = np.clip(before[:, 1::2] * box_ratio, 0, origin_h)
+        if flip:
+            before[:, 0::2] = origin_w - before[:, 0::2][:, ::-1]
+        after = before.copy()
+        after[:, 0::2] = np.clip(after[:, 0::2] - x_offset, 0, target_w)
+        after[:, 1::2] = np.clip(after[:, 1::2] - y_offset, 0, target_h)
+        return before, after
