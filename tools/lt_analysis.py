@@ -1,17 +1,24 @@
 #!/usr/bin/env python
-"""Two diagnostics behind docs/lt_benchmark.md.
+"""Diagnostics behind docs/lt_benchmark.md and docs/recipe.md.
 
     # how rare positives are among all anchors, on a dataset vs LVIS v1 (the imbalance EFL targets)
     python tools/lt_analysis.py imbalance -f exps/example/lt_proxy/yolox_nano_fl.py --data-dir datasets/lt_proxy
     # where a checkpoint loses AP per frequency group: localisation or classification
     python tools/lt_analysis.py recall -f exps/example/lt_proxy/yolox_nano_fl.py -c best_ckpt.pth \
         --data-dir datasets/lt_proxy
+    # an epoch under RFS on the experiment's training annotations: repeated stream vs the released unit
+    python tools/lt_analysis.py epoch -f exps/yolox_m_eqfl_lvis.py -d 16 -b 128
 
 ``imbalance`` assigns the training set's boxes with the experiment's YOLOX* anchors and ATSS (at the input
 size, letterboxed, each image weighted by its repeat factor) and reports, per class, the positive anchors
 of an epoch as a fraction of all anchors of an epoch. The LVIS v1 column is an estimate from published
 counts (100,170 training images, 1,270,141 boxes), the per-class image counts of the packaged category
 file, RFS t = 0.001, 640 px input, and the positives per box measured on the dataset.
+
+``epoch`` computes every training image's repeat factor from its annotations and prints the indices of one
+pass of the repeated stream and the iterations of an epoch in both units (``rfs_epoch_unit``): "repeated"
+(a pass) and "dataset" (the image count, the released EFL code's), for ``-d`` processes and a total
+batch ``-b``.
 """
 import argparse
 import json
@@ -40,7 +47,7 @@ GROUP_NAMES = {"r": "rare", "c": "common", "f": "frequent", "all": "all"}
 def make_parser():
     parser = argparse.ArgumentParser("YOLOX-LT long-tail diagnostics")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("imbalance", "recall"):
+    for name in ("imbalance", "recall", "epoch"):
         p = sub.add_parser(name)
         p.add_argument("-f", "--exp_file", required=True, help="experiment file (YOLOX* for imbalance)")
         p.add_argument("--data-dir", default=None, help="dataset folder (default: the experiment's)")
@@ -49,6 +56,9 @@ def make_parser():
             p.add_argument("-c", "--ckpt", required=True)
             p.add_argument("--iou", type=float, default=0.5)
             p.add_argument("-b", "--batch-size", type=int, default=16)
+        if name == "epoch":
+            p.add_argument("-d", "--devices", type=int, default=8, help="training processes")
+            p.add_argument("-b", "--batch-size", type=int, default=128, help="total batch")
     return parser
 
 
@@ -171,9 +181,52 @@ def recall(args):
     return result
 
 
+# ----------------------------------------------------------------------------- epoch
+
+
+def image_category_lists(train_json):
+    """The category ids present in each image of a COCO/LVIS-format training json (images in file order)."""
+    present = defaultdict(set)
+    for ann in train_json["annotations"]:
+        present[ann["image_id"]].add(ann["category_id"])
+    return [sorted(present[image["id"]]) for image in train_json["images"]]
+
+
+def epoch_lengths(img_cat_ids, repeat_thresh, rounding, world_size, batch_size):
+    """Indices of one pass of the repeated stream, and iterations of an epoch per ``rfs_epoch_unit``, as the
+    training sampler computes them (``RepeatFactorSampler``; ``batch_size`` is the total over processes)."""
+    from yolox.data.samplers import RepeatFactorSampler
+
+    factors = repeat_factors_from_categories(img_cat_ids, repeat_thresh)
+    per_rank_batch = max(batch_size // world_size, 1)
+    iterations = {unit: math.ceil(len(RepeatFactorSampler(factors, rounding=rounding, world_size=world_size,
+                                                          epoch_unit=unit)) / per_rank_batch)
+                  for unit in ("repeated", "dataset")}
+    stream = sum(math.ceil(f) for f in factors) if rounding == "ceil" else sum(factors)
+    return {"images": len(factors), "stream": stream, "iterations": iterations}
+
+
+def epoch(args):
+    exp = build_exp(args)
+    if exp.repeat_thresh is None:
+        raise SystemExit("epoch needs repeat-factor sampling (repeat_thresh set)")
+    train_path = Path(exp.get_data_dir()) / "annotations" / exp.train_ann
+    lengths = epoch_lengths(image_category_lists(json.loads(train_path.read_text())), exp.repeat_thresh,
+                            exp.rfs_rounding, args.devices, args.batch_size)
+    images, stream, its = lengths["images"], lengths["stream"], lengths["iterations"]
+    print(f"{train_path}: {images} images, RFS t = {exp.repeat_thresh} ({exp.rfs_rounding}): a pass of the "
+          f"repeated stream holds {stream:.0f} indices (x{stream / images:.4f})")
+    print(tabulate([["repeated", its["repeated"], its["repeated"] * exp.max_epoch],
+                    ["dataset (released)", its["dataset"], its["dataset"] * exp.max_epoch]],
+                   headers=["rfs_epoch_unit", f"iterations per epoch (-d {args.devices}, -b {args.batch_size})",
+                            f"iterations in {exp.max_epoch} epochs"], tablefmt="pipe"))
+    print(f"this experiment: rfs_epoch_unit {exp.rfs_epoch_unit!r}")
+    return lengths
+
+
 def main(argv=None):
     args = make_parser().parse_args(argv)
-    return imbalance(args) if args.command == "imbalance" else recall(args)
+    return {"imbalance": imbalance, "recall": recall, "epoch": epoch}[args.command](args)
 
 
 if __name__ == "__main__":

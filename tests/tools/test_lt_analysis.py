@@ -60,3 +60,28 @@ def test_both_commands_run_on_a_tiny_dataset(tiny_lvis, tmp_path):
     out = run_tool("tools/lt_analysis.py", "recall", "-f", exp, "-c", ckpt, "--data-dir", tiny_lvis["root"],
                    *overrides).stdout
     assert "top-1 class correct" in out and "| all" in out
+
+
+def test_epoch_lengths_of_both_units_by_hand():
+    tool = load_tool("lt_analysis")
+    train = {"images": [{"id": i} for i in range(1, 11)],
+             "annotations": [{"image_id": 1, "category_id": 7}, {"image_id": 1, "category_id": 7},
+                             {"image_id": 2, "category_id": 8}] +
+                            [{"image_id": i, "category_id": 9} for i in range(3, 11)]}
+    cats = tool.image_category_lists(train)
+    assert cats[:3] == [[7], [8], [9]]
+    # t = 0.4: classes 7 and 8 are in 1 of 10 images -> r = sqrt(0.4 / 0.1) = 2; class 9 (8 of 10) -> 1
+    lengths = tool.epoch_lengths(cats, 0.4, "ceil", world_size=2, batch_size=4)
+    assert lengths["images"] == 10 and lengths["stream"] == 12
+    # repeated: 12 indices / 2 ranks = 6 per rank, in batches of 2 -> 3; dataset: ceil(10 / 2) = 5 -> 3
+    assert lengths["iterations"] == {"repeated": 3, "dataset": 3}
+    lengths = tool.epoch_lengths(cats, 0.4, "ceil", world_size=1, batch_size=4)
+    assert lengths["iterations"] == {"repeated": 3, "dataset": 3}  # ceil(12 / 4), ceil(10 / 4)
+    lengths = tool.epoch_lengths(cats, 0.4, "ceil", world_size=1, batch_size=2)
+    assert lengths["iterations"] == {"repeated": 6, "dataset": 5}
+
+
+def test_epoch_command_prints_both_units(tiny_lvis):
+    out = run_tool("tools/lt_analysis.py", "epoch", "-f", "exps/yolox_s_efl_lvis.py", "--data-dir",
+                   tiny_lvis["root"], "-d", "1", "-b", "2", "num_classes", "4", "repeat_thresh", "0.5").stdout
+    assert "| repeated" in out and "| dataset (released)" in out and "rfs_epoch_unit 'dataset'" in out
