@@ -9,6 +9,18 @@ from .dataloading import (
     pad_collate,
     worker_init_reset_seed,
 )
-from .datasets import COCODataset, Dataset, LVISDataset, MosaicDetection, read_image
+from .datasets import (
+    VOC_CLASSES,
+    AnnotationTransform,
+    COCODataset,
+    ConcatDataset,
+    Dataset,
+    LVISDataset,
+    MixConcatDataset,
+    MosaicDetection,
+    VOCDetection,
+    label_map_by_name,
+    read_image,
+)
 from .errors import DatasetError
 from .samplers import InfiniteSampler, RepeatFactorSampler, YoloBatchSampler, repeat_factors_from_categories

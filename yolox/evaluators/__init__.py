@@ -3,6 +3,8 @@ from .coco_evaluator import COCO_METRIC_KEYS, COCOEvaluator, coco_bbox_eval
 from .detection_gather import detections_to_coco, gather_detections, run_detector
 from .lvis_evaluator import (LVIS_ENGINES, LVIS_METRIC_KEYS, LVISEvaluator, frequency_from_image_count, lvis_bbox_eval,
                              lvis_eval_per_category, write_per_category_csv)
+from .voc_eval import voc_ap, voc_class_ap, voc_eval
+from .voc_evaluator import VOCEvaluator, voc_metrics
 
 __all__ = [
     "COCO_METRIC_KEYS",
@@ -18,4 +20,9 @@ __all__ = [
     "run_detector",
     "gather_detections",
     "detections_to_coco",
+    "VOCEvaluator",
+    "voc_ap",
+    "voc_class_ap",
+    "voc_eval",
+    "voc_metrics",
 ]
