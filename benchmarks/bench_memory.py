@@ -1,6 +1,6 @@
 """Peak RSS of a CPU training run of YOLOX*-S (EFL) at 1203 classes, and its growth over 200 iterations.
 
-Runs the project's ``Trainer.train_one_iter`` (forward, backward, EFL statistics commit, SGD step, EMA,
+Runs the project's ``Trainer.run_step`` (forward, backward, EFL statistics commit, SGD step, EMA,
 LR schedule, meters and the periodic log line) on a pool of synthetic batches with varying numbers of
 boxes, and samples the resident set size after every iteration. A leak shows as steady growth after
 the warm-up: the table reports the RSS at a few points, the least-squares slope over the iterations after
@@ -70,7 +70,7 @@ def main():
         tensors = {}
         for it in range(args.iters):
             trainer.iter = it
-            trainer.train_one_iter()
+            trainer.run_step()
             rss.append(proc.memory_info().rss / 2**20)
             times.append(time.perf_counter() - start)
             if it + 1 in (args.settle, args.iters):
@@ -82,7 +82,7 @@ def main():
     k = min(20, len(window) // 2)
     growth = sum(rss[-k:]) / k - sum(rss[args.settle:args.settle + k]) / k
     ok = slope <= args.tolerance_mb and growth <= args.tolerance_mb and len(set(tensors.values())) == 1
-    print(f"# CPU training memory (Trainer.train_one_iter), YOLOX*-{args.model.upper()} {args.loss} at 1203 classes, "
+    print(f"# CPU training memory (Trainer.run_step), YOLOX*-{args.model.upper()} {args.loss} at 1203 classes, "
           f"{args.size}x{args.size}, batch {args.batch}, {args.iters} iterations, {times[-1] / args.iters:.2f} s/iter "
           f"| {machine_info()}")
     marks = sorted(({0, args.settle - 1, args.iters - 1} | set(range(9, args.iters, 10))) & set(range(args.iters)))

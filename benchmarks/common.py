@@ -117,13 +117,15 @@ def batch_pool(count, batch, size, max_labels, num_classes, device="cpu", seed=0
 
 def make_trainer(exp, batch_size, batches, output_dir, device="cpu", fp16=False, iters_per_epoch=1000, bf16=False):
     """The project's ``Trainer`` set up around ``exp`` without a dataset: ``train_iter`` cycles over
-    ``batches`` (a list of (images, targets)); the model is attached with ``Trainer.attach_model`` (EFL
-    statistics modules, BatchNorm backup, EMA) as ``Trainer.before_train`` does, with the experiment's
-    optimizer and LR schedule. Call ``trainer.train_one_iter()`` after setting ``trainer.iter``."""
+    ``batches`` (a list of (images, targets)); the model is attached with ``Trainer.attach_model`` (the step
+    guard's BatchNorm backup, compilation) and the step's hooks (EFL statistics, EMA) set up as
+    ``Trainer.before_train`` does, with the experiment's optimizer and LR schedule; no progress lines,
+    checkpoints or evaluations. Call ``trainer.run_step()`` after setting ``trainer.iter``."""
     import itertools
     from types import SimpleNamespace
 
     from yolox.core import Trainer
+    from yolox.core.hooks import EMAHook, GradientStatsHook
 
     exp.output_dir = str(output_dir)
     exp.multiscale_range = 0  # fixed size: the synthetic batches are already at input_size
@@ -140,6 +142,8 @@ def make_trainer(exp, batch_size, batches, output_dir, device="cpu", fp16=False,
     trainer.frequency_groups = None
     trainer.train_loader = None
     trainer.attach_model(model)
+    trainer.hooks = [hook for hook in trainer.hooks if isinstance(hook, (GradientStatsHook, EMAHook))]
+    trainer.call_hooks("before_train")
     trainer.train_iter = itertools.cycle([(img.to(trainer.device), tgt.to(trainer.device), None, None)
                                           for img, tgt in batches])
     model.train()

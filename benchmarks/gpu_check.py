@@ -2,7 +2,7 @@
 
 Run through ``benchmarks/gpu_check.sh`` (which sets PYTHONPATH and installs any wheels in ``.whl/``). Four parts:
 
-1. throughput  images/s and peak GPU memory of a training step (``Trainer.train_one_iter``: forward under
+1. throughput  images/s and peak GPU memory of a training step (``Trainer.run_step``: forward under
                autocast, backward, EFL statistics commit, SGD, EMA) at 640x640, 1203 classes, the official
                total batch of 128 on one device, synthetic batches already on the device, for YOLOX-S/M
                (SimOTA) and YOLOX*-S EFL / YOLOX*-M EQFL: today's default path (``--fp16``), then the
@@ -58,7 +58,7 @@ def quiet_logger():
 
 
 def time_training(args, device, size, loss, precision, options):
-    """images/s, ms/iter and peak memory of ``Trainer.train_one_iter`` for one model and option set."""
+    """images/s, ms/iter and peak memory of ``Trainer.run_step`` for one model and option set."""
     from common import make_trainer
 
     exp = build_exp(size, loss)
@@ -83,13 +83,13 @@ def time_training(args, device, size, loss, precision, options):
             warmup = args.warmup + (args.compile_warmup if options.get("compile_model") else 0)
             for it in range(warmup):
                 trainer.iter = it
-                trainer.train_one_iter()
+                trainer.run_step()
             sync(device)
             record["warmup_s"] = time.perf_counter() - start
             start = time.perf_counter()
             for it in range(warmup, warmup + args.iters):
                 trainer.iter = it
-                trainer.train_one_iter()
+                trainer.run_step()
             sync(device)
             elapsed = time.perf_counter() - start
             record["images_per_s"] = args.iters * args.batch / elapsed
@@ -241,7 +241,7 @@ def run_efl_amp(args, device, out_dir):
                     trainer.advance_lr()
                     skipped.append(it)
                     continue
-                trainer.train_one_iter()
+                trainer.run_step()
                 if trainer.overflow_streak or trainer.nonfinite_streak:  # the trainer skipped this step
                     skipped.append(it)
                 scales.append(float(trainer.scaler.get_scale()) if trainer.amp_training else 1.0)

@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 from cli_helpers import make_dataset, write_exp  # noqa: E402
 
 from yolox.core import Trainer  # noqa: E402
+from yolox.core.hooks import EvalHook, HookBase  # noqa: E402
 from yolox.exp import get_exp  # noqa: E402
 from yolox.utils import seed_everything  # noqa: E402
 
@@ -58,7 +59,7 @@ def test_evaluation_follows_eval_interval_in_the_final_epochs(data, tmp_path):
     # mosaic goes off at epoch 2 of 4 (max_epoch - no_aug_epochs); evaluate every 3rd epoch and at the end
     trainer = _trainer(exp_file, tmp_path, max_epoch=4, no_aug_epochs=2, eval_interval=3)
     evaluated = []
-    trainer.evaluate_and_save_model = lambda: evaluated.append(trainer.epoch + 1)
+    trainer.find_hook(EvalHook).evaluate = lambda: evaluated.append(trainer.epoch + 1)
     trainer.train()
     assert evaluated == [3, 4]
     assert trainer.exp.eval_interval == 3
@@ -134,10 +135,13 @@ def test_final_phase_starts_where_the_rule_says(data, tmp_path, extra_epoch, mos
     trainer = _trainer(exp_file, tmp_path, max_epoch=3, no_aug_epochs=1, eval_interval=10,
                        no_aug_extra_epoch=extra_epoch)
     seen = []
-    trainer.evaluate_and_save_model = lambda: None
-    after_epoch = trainer.after_epoch
-    trainer.after_epoch = lambda: (seen.append((trainer.train_loader.batch_sampler.mosaic,
-                                                unwrap_head(trainer).use_l1)), after_epoch())
+    trainer.find_hook(EvalHook).evaluate = lambda: None
+
+    class RecordEpochEnd(HookBase):
+        def after_epoch(self):
+            seen.append((self.trainer.train_loader.batch_sampler.mosaic, unwrap_head(self.trainer).use_l1))
+
+    trainer.register_hooks([RecordEpochEnd()])
     trainer.train()
     assert [mosaic for mosaic, _ in seen] == mosaic_epochs
     assert [use_l1 for _, use_l1 in seen] == [not m for m in mosaic_epochs]

@@ -11,6 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 from cli_helpers import make_dataset, write_exp  # noqa: E402
 
 from yolox.core import NonFiniteLossError, Trainer  # noqa: E402
+from yolox.core.hooks import StepCheck, StepGuard  # noqa: E402
 from yolox.exp import get_exp  # noqa: E402
 from yolox.utils import seed_everything  # noqa: E402
 
@@ -110,17 +111,14 @@ def test_k_consecutive_nonfinite_steps_stop_with_one_message(exp_file, tmp_path)
 
 
 def _bare_trainer(amp):
-    trainer = Trainer.__new__(Trainer)
-    trainer.amp_training = trainer.loss_scaling = amp  # float16 autocast with its loss scaler
-    trainer.nonfinite_streak = trainer.overflow_streak = 0
-    trainer.max_consecutive_nonfinite, trainer.max_consecutive_overflow = 3, 5
-    trainer.epoch, trainer.iter, trainer.max_iter, trainer.file_name = 0, 0, 100, "out"
-    return trainer
+    """The trainer's step guard alone, with limits 3 (non-finite) and 5 (overflows)."""
+    scaler = torch.amp.GradScaler("cpu", enabled=amp)  # float16 autocast's loss scaler, or none
+    return StepGuard(scaler, max_consecutive_nonfinite=3, max_consecutive_overflow=5, checkpoint_dir="out")
 
 
 def _step(trainer, loss_ok, step_ok):
-    trainer._count_nonfinite(loss_ok, step_ok, {"total_loss": torch.tensor(1.0 if loss_ok else float("nan"))})
-    trainer.iter += 1
+    check = StepCheck(loss_ok, step_ok, {"total_loss": 1.0 if loss_ok else float("nan")}, loss_scale=1.0)
+    trainer.record(check, position=(0, 0, 0))
 
 
 def test_amp_policy_counts_loss_failures_and_overflows_separately():

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from yolox.core import Trainer
+from yolox.core.hooks import EMAHook, GradientStatsHook
 from yolox.exp.yolox_base import Exp
 from yolox.models.compile import is_compiled
 
@@ -61,14 +62,16 @@ def train_steps(tmp_path, bf16=False, steps=STEPS, **options):
     trainer.lr_scheduler = exp.get_lr_scheduler(exp.basic_lr_per_img * 2, trainer.max_iter)
     trainer.frequency_groups = None
     trainer.attach_model(model)
+    # the hooks a step needs (statistics, EMA); no progress lines, checkpoints or evaluations
+    trainer.hooks = [hook for hook in trainer.hooks if isinstance(hook, (GradientStatsHook, EMAHook))]
+    trainer.call_hooks("before_train")
     trainer.train_iter = itertools.cycle([(img, tgt, None, None) for img, tgt in batches(exp.num_classes)])
     model.train()
-    trainer.after_iter = lambda: None
     losses = []
     for it in range(steps):
         trainer.iter = it
-        trainer.train_one_iter()
-        losses.append({k: m.latest for k, m in trainer.meter.items() if k.endswith("loss")})
+        trainer.run_step()
+        losses.append({k: v for k, v in trainer.step_check.values.items() if k.endswith("loss")})
     efl = model.head.cls_loss
     stats = {"pos_grad": efl.pos_grad.clone(), "neg_grad": efl.neg_grad.clone()}
     weights = {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -43,7 +43,8 @@ def _train(exp_file, out, resume=False, stop_after_saves=None):
     trainer = Trainer(exp, _args(resume))
     if stop_after_saves is not None:
         saves = []
-        original = trainer.save_ckpt
+        checkpointer = trainer.checkpointer
+        original = checkpointer.save
 
         def save_then_maybe_stop(ckpt_name, *args, **kwargs):
             original(ckpt_name, *args, **kwargs)
@@ -52,7 +53,7 @@ def _train(exp_file, out, resume=False, stop_after_saves=None):
                 if len(saves) == stop_after_saves:
                     raise Interrupted
 
-        trainer.save_ckpt = save_then_maybe_stop
+        checkpointer.save = save_then_maybe_stop
         with pytest.raises(Interrupted):
             trainer.train()
     else:
@@ -128,8 +129,8 @@ def test_resume_without_restoring_the_data_position_would_differ(runs, tmp_path,
     """The comparison above can fail: a resumed run whose data stream restarts from the beginning diverges."""
     exp_file, straight, interrupted = runs(0, 0)
     shutil.copytree(interrupted, tmp_path / "resumed" / "run")
-    original = Trainer._restart_data_stream
-    monkeypatch.setattr(Trainer, "_restart_data_stream", lambda self, progress: original(self, 0))
+    original = Trainer.restart_data_stream
+    monkeypatch.setattr(Trainer, "restart_data_stream", lambda self, progress: original(self, 0))
     resumed = _train(exp_file, tmp_path / "resumed", resume=True)
     with pytest.raises(AssertionError):
         _compare(straight, resumed)

@@ -23,3 +23,12 @@ class YOLOX(nn.Module):
                 raise ValueError("YOLOX in training mode needs targets; call model.eval() for inference")
             return self.head(fpn_outs, targets, x)
         return self.head(fpn_outs)
+
+    def enter_final_phase(self):
+        """The final no-augmentation epochs: the head adds the L1 loss on its raw box outputs."""
+        self.head.use_l1 = True
+
+    def gamma_per_class(self):
+        """The classification loss's focusing factor per class, [C] (EFL), or None for a loss without one."""
+        gamma = getattr(self.head.cls_loss, "gamma_per_class", None)
+        return gamma() if gamma is not None else None
