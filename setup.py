@@ -1,14 +1,34 @@
-"""pip install -e .  (the package is ``yolox``; tools/ and exps/ are used from the checkout)."""
+"""pip install .  /  pip install -e .  (the package is ``yolox``).
+
+The wheel also ships the command-line tools as ``yolox.tools`` (from ``tools/``) and the default experiments
+as ``yolox.exp.default`` (from ``exps/default/``), so that an install runs them as upstream YOLOX does:
+
+    python -m yolox.tools.train -n yolox-s -d 1 -b 8
+    python -m yolox.tools.eval -n yolox-s -c yolox_s.pth
+
+Optional extra ``export``: onnxsim (simplifies tools/export_onnx.py's graph) and OpenVINO (runs the export
+in tools/onnx_inference.py --runtime openvino): ``pip install '.[export]'`` or
+``pip install -r requirements-optional.txt``.
+"""
 from pathlib import Path
 
 from setuptools import find_packages, setup
 
 here = Path(__file__).parent
-requirements = [
-    line.split("#")[0].strip()
-    for line in (here / "requirements.txt").read_text().splitlines()
-    if line.split("#")[0].strip()
-]
+
+
+def read_requirements(name):
+    return [
+        line.split("#")[0].strip()
+        for line in (here / name).read_text().splitlines()
+        if line.split("#")[0].strip()
+    ]
+
+
+# Packages whose files come from outside yolox/: a wheel installs tools/*.py as yolox/tools/*.py and
+# exps/default/*.py as yolox/exp/default/*.py. (In a checkout yolox/tools/__init__.py points the package at
+# tools/ instead; that file is not shipped.)
+PACKAGE_DIRS = {"yolox.tools": "tools", "yolox.exp.default": "exps/default"}
 
 setup(
     name="yolox-lt",
@@ -17,7 +37,9 @@ setup(
     long_description=(here / "README.md").read_text() if (here / "README.md").exists() else "",
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
-    packages=find_packages(include=["yolox", "yolox.*"]),
+    packages=sorted(set(find_packages(include=["yolox", "yolox.*"])) | set(PACKAGE_DIRS)),
+    package_dir=PACKAGE_DIRS,
     package_data={"yolox.data": ["*.json"]},
-    install_requires=requirements,
+    install_requires=read_requirements("requirements.txt"),
+    extras_require={"export": read_requirements("requirements-optional.txt")},
 )

@@ -3,6 +3,7 @@
 
     python tools/eval.py -f exps/yolox_m_eqfl_lvis.py -c best_ckpt.pth -d 8
     python tools/eval.py -f exps/yolox_m_eqfl_lvis.py -c best_ckpt.pth -d 8 --test   # test-dev detections file
+    python tools/eval.py -n yolox-s -c yolox_s.pth -b 1 --speed --fuse --fp16       # timing only, no AP
 
 The checkpoint must fit the experiment's model (every tensor, with its shape); ``--allow-partial-ckpt``
 evaluates whatever matches instead. ``--test`` runs the detector on the test split (``exp.test_ann``,
@@ -41,7 +42,11 @@ def make_parser():
     parser.add_argument("--seed", default=None, type=int, help="eval seed")
     parser.add_argument("--fp16", dest="fp16", default=False, action="store_true", help="half precision (CUDA)")
     parser.add_argument("--fuse", dest="fuse", default=False, action="store_true", help="fuse conv and bn")
-    parser.add_argument("--legacy", dest="legacy", default=False, action="store_true", help="accepted, no effect")
+    parser.add_argument("--legacy", dest="legacy", default=False, action="store_true",
+                        help="upstream's preprocessing of pre-0.1.0 checkpoints (RGB, /255, mean/std): not supported "
+                             "here, refused")
+    parser.add_argument("--speed", dest="speed", default=False, action="store_true",
+                        help="speed test only: time the forward pass and NMS over the split (per image, ms), no AP")
     parser.add_argument("--test", dest="test", default=False, action="store_true",
                         help="write the test split's detections for the evaluation server instead of scoring")
     parser.add_argument("--device", type=str, default="auto", choices=["auto", "cpu", "cuda", "gpu"])
@@ -89,6 +94,22 @@ def write_test_detections(exp, model, batch_size, is_distributed, half, file_nam
     return path
 
 
+def speed_test(exp, model, batch_size, is_distributed, half, testdev=False):
+    """``--speed``: run the detector over the validation (``--test``: test) split without scoring; returns the
+    evaluator's speed line, "Average forward time: x ms, Average NMS time: y ms, Average inference time: z ms"
+    (per image, summed over ranks' images), on rank 0 (None elsewhere)."""
+    from yolox.evaluators.coco_evaluator import COCOEvaluator
+    from yolox.evaluators.detection_gather import gather_detections, run_detector
+
+    loader = exp.get_eval_loader(batch_size, is_distributed, testdev=testdev)
+    per_image, stats = run_detector(model, loader, exp.postprocess_fn(), exp.num_classes, exp.test_conf,
+                                    exp.nmsthre, exp.test_size, loader.dataset.class_ids, half)
+    merged, stats = gather_detections(per_image, stats, is_distributed)
+    if merged is None:
+        return None
+    return COCOEvaluator._speed_line(stats, batch_size)
+
+
 def main(args):
     import torch
     from loguru import logger
@@ -118,6 +139,8 @@ def main(args):
     if args.ckpt is not None:
         load_model_weights(model, args.ckpt, map_location=device, allow_partial=args.allow_partial_ckpt)
         logger.info(f"loaded checkpoint {args.ckpt}")
+    elif args.speed:
+        logger.info("--speed without a checkpoint (-c): random weights; the NMS time of a trained model differs")
     else:
         logger.warning("no checkpoint given (-c): evaluating randomly initialised weights")
     if args.fuse:
@@ -125,6 +148,11 @@ def main(args):
     half = args.fp16 and args.device == "cuda"
     if half:
         model = half_for_inference(model)
+    if args.speed:
+        line = speed_test(exp, model, args.batch_size, is_distributed, half, args.test)
+        if rank == 0:
+            logger.info(line)
+        return
     if args.test:
         path = write_test_detections(exp, model, args.batch_size, is_distributed, half, file_name)
         if rank == 0:
@@ -141,6 +169,9 @@ def cli(args):
     from yolox.utils import YOLOXError
     from yolox.utils.checkpoint import load_model_weights
 
+    if args.legacy:
+        raise YOLOXError("--legacy: this project has no legacy preprocessing (upstream's RGB, /255, mean/std inputs "
+                         "of checkpoints from before YOLOX 0.1.0); its models take BGR 0-255 images: drop --legacy")
     exp = build_exp(args)  # fail fast on a bad exp or override
     if args.num_machines > 1 and args.dist_url in (None, "auto"):
         raise YOLOXError(f"--num_machines {args.num_machines} needs --dist-url tcp://HOST:PORT of machine 0 (the same "

@@ -21,6 +21,10 @@ model's metadata says which it holds:
 
 Post-processing (NMS) stays outside the graph: tools/onnx_inference.py reads the metadata, decodes raw
 outputs and post-processes.
+
+As upstream, the graph is simplified with onnxsim (an optional package: ``pip install onnxsim``, or the
+``export`` extra) unless ``--no-onnxsim`` is given; without the package the export is kept unsimplified
+with one warning.
 """
 import argparse
 import os
@@ -41,7 +45,8 @@ def make_parser():
     parser.add_argument("-o", "--opset", default=17, type=int, help="onnx opset version")
     parser.add_argument("--batch-size", type=int, default=1, help="batch size")
     parser.add_argument("--dynamic", action="store_true", help="dynamic batch axis")
-    parser.add_argument("--no-onnxsim", action="store_true", help="accepted for compatibility (onnxsim is not used)")
+    parser.add_argument("--no-onnxsim", action="store_true",
+                        help="do not simplify the graph with onnxsim (default: simplify when onnxsim is installed)")
     parser.add_argument("-f", "--exp_file", default=None, type=str, help="experiment file")
     parser.add_argument("-expn", "--experiment-name", type=str, default=None)
     parser.add_argument("-n", "--name", type=str, default=None, help="model name")
@@ -100,6 +105,41 @@ def export(model, output_name, test_size, batch_size=1, dynamic=False, opset=17,
     return dummy
 
 
+ONNXSIM_MISSING = ("onnxsim is not installed, so {path} is not simplified: pip install onnxsim (or the export "
+                   "extra: pip install '.[export]' in the checkout); --no-onnxsim skips this step")
+
+
+def simplify(path):
+    """Simplify the ONNX model at ``path`` in place with onnxsim (constant folding, redundant ops removed),
+    keeping its metadata. Returns False, leaving the file as it was, when onnxsim is not installed;
+    :class:`YOLOXError` when onnxsim fails or cannot validate its result."""
+    import onnx
+
+    from yolox.utils import YOLOXError
+
+    try:
+        import onnxsim
+    except ImportError:
+        return False
+    model = onnx.load(path)
+    try:
+        simplified, ok = onnxsim.simplify(model)
+    except Exception as e:  # noqa: BLE001 - onnxsim's own errors; one line instead
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise YOLOXError(f"onnxsim failed on {path} ({first}); the unsimplified model is kept: export with "
+                         f"--no-onnxsim") from None
+    if not ok:
+        raise YOLOXError(f"onnxsim could not validate the simplified model; {path} is kept unsimplified: export "
+                         f"with --no-onnxsim")
+    kept = {entry.key for entry in simplified.metadata_props}
+    for entry in model.metadata_props:
+        if entry.key not in kept:
+            copy = simplified.metadata_props.add()
+            copy.key, copy.value = entry.key, entry.value
+    onnx.save(simplified, path)
+    return True
+
+
 def cli(args):
     from loguru import logger
 
@@ -127,6 +167,11 @@ def cli(args):
            metadata)
     logger.info(f"generated onnx model named {args.output_name} "
                 f"({'decoded boxes' if args.decode_in_inference else 'raw box outputs'}, {metadata['yolox_head']})")
+    if not args.no_onnxsim:
+        if simplify(args.output_name):
+            logger.info(f"generated simplified onnx model named {args.output_name}")
+        else:
+            logger.warning(ONNXSIM_MISSING.format(path=args.output_name))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,11 @@
 #!/usr/bin/env python
-"""Detect objects with an exported ONNX model in ONNX Runtime and draw them.
+"""Detect objects with an exported ONNX model in ONNX Runtime (or OpenVINO) and draw them.
 
     python tools/onnx_inference.py -m m_eqfl.onnx -i img.jpg -o out_dir -s 0.3 [-f EXP] [--input_shape 640,640]
+    python tools/onnx_inference.py -m m_eqfl.onnx -i img.jpg --runtime openvino [--ov_device CPU]
+
+``--runtime openvino`` runs the same ONNX file with OpenVINO (an optional package: ``pip install openvino``,
+or the ``export`` extra); on the CPU in float32, so its boxes are ONNX Runtime's.
 
 The model's metadata (written by tools/export_onnx.py) says whether its boxes are decoded and which head it
 carries; raw box outputs are decoded here with the head's own decoding. The input size is the model's when it
@@ -17,6 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # torch, onnxruntime and yolox are imported where they are used, after the arguments are parsed: an argument
 # error is printed at once instead of after seconds of imports.
+
+RUNTIMES = ("onnxruntime", "openvino")
 
 METADATA_KEYS = ("yolox_decoded", "yolox_head", "yolox_strides", "yolox_anchor_scales", "yolox_num_classes",
                  "yolox_input_hw", "yolox_postprocess", "yolox_max_det", "yolox_pre_nms_topk")
@@ -45,7 +51,72 @@ def make_parser():
                         help="H,W (or HxW) of the input; default: the model's")
     parser.add_argument("-f", "--exp_file", type=str, default=None, help="experiment (post-processing, class names)")
     parser.add_argument("--multilabel", action="store_true", help="LVIS-style multi-label post-processing")
+    parser.add_argument("--runtime", default="onnxruntime", choices=RUNTIMES,
+                        help="the inference engine (openvino: pip install openvino)")
+    parser.add_argument("--ov_device", default="CPU", type=str,
+                        help="OpenVINO device (CPU, GPU, AUTO, ...); with --runtime openvino")
     return parser
+
+
+OPENVINO_MISSING = ("--runtime openvino needs the optional package openvino: pip install openvino (or the export "
+                    "extra: pip install '.[export]' in the checkout)")
+
+
+class OpenVINOSession:
+    """The part of ``onnxruntime.InferenceSession`` that :func:`detect` uses, on OpenVINO: the ONNX file is
+    read and compiled by OpenVINO, its metadata read with onnx. On the CPU inference runs in float32
+    (OpenVINO would otherwise pick bfloat16 on CPUs that have it)."""
+
+    def __init__(self, path, device="CPU"):
+        import onnx
+        import openvino
+
+        core = openvino.Core()
+        model = core.read_model(str(path))
+        config = {"INFERENCE_PRECISION_HINT": "f32"} if device.upper().startswith("CPU") else {}
+        self._compiled = core.compile_model(model, device, config)
+        graph = onnx.load(str(path), load_external_data=False)
+        self._metadata = {entry.key: entry.value for entry in graph.metadata_props}
+
+    def get_modelmeta(self):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(custom_metadata_map=dict(self._metadata))
+
+    def get_inputs(self):
+        from types import SimpleNamespace
+
+        port = self._compiled.input(0)
+        shape = [d.get_length() if d.is_static else None for d in port.get_partial_shape()]
+        return [SimpleNamespace(name=port.get_any_name(), shape=shape)]
+
+    def run(self, output_names, feeds):
+        outputs = self._compiled(list(feeds.values()))
+        return [outputs[self._compiled.output(0)]]
+
+
+def open_session(model_path, runtime="onnxruntime", ov_device="CPU"):
+    """An inference session of the ONNX file in ``runtime``; :class:`YOLOXError` with one line when the file
+    does not load, or when OpenVINO is asked for and not installed."""
+    from yolox.utils import YOLOXError
+
+    if runtime not in RUNTIMES:
+        raise YOLOXError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
+    if runtime == "openvino":
+        try:
+            import openvino  # noqa: F401
+        except ImportError:
+            raise YOLOXError(OPENVINO_MISSING) from None
+    try:
+        if runtime == "openvino":
+            return OpenVINOSession(model_path, ov_device)
+        import onnxruntime
+
+        return onnxruntime.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    except Exception as e:  # noqa: BLE001 - the runtimes' own exception types; one line instead
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise YOLOXError(f"cannot load ONNX model {model_path}{' in OpenVINO' if runtime == 'openvino' else ''}: "
+                         f"{first}") from None
 
 
 def read_metadata(session, path):
@@ -136,20 +207,16 @@ def postprocess_for(meta, exp=None, multilabel=False):
     return postprocess
 
 
-def detect(model_path, image, score_thr, nms, requested_hw=None, exp=None, multilabel=False):
-    """Run the ONNX model on a BGR image. Returns (detections ``[K, 7]`` (x1, y1, x2, y2, obj/IoU, class
-    probability, class) in the image's pixels, or None; the metadata)."""
-    import onnxruntime
+def detect(model_path, image, score_thr, nms, requested_hw=None, exp=None, multilabel=False, runtime="onnxruntime",
+           ov_device="CPU"):
+    """Run the ONNX model on a BGR image in ``runtime`` (onnxruntime or openvino). Returns (detections
+    ``[K, 7]`` (x1, y1, x2, y2, obj/IoU, class probability, class) in the image's pixels, or None; the
+    metadata)."""
     import torch
 
     from yolox.data import preproc
-    from yolox.utils import YOLOXError
 
-    try:
-        session = onnxruntime.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
-    except Exception as e:  # noqa: BLE001 - onnxruntime's own exception types; one line instead
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise YOLOXError(f"cannot load ONNX model {model_path}: {first}") from None
+    session = open_session(model_path, runtime, ov_device)
     meta = read_metadata(session, model_path)
     input_hw = choose_input_hw(session, meta, requested_hw, model_path)
     fn = postprocess_for(meta, exp, multilabel)
@@ -180,7 +247,8 @@ def cli(args):
     if origin is None:
         raise YOLOXError(f"cannot read image {args.image_path}")
     exp = get_exp(args.exp_file) if args.exp_file else None
-    dets, _ = detect(args.model, origin, args.score_thr, args.nms, args.input_shape, exp, args.multilabel)
+    dets, _ = detect(args.model, origin, args.score_thr, args.nms, args.input_shape, exp, args.multilabel,
+                     args.runtime, args.ov_device)
     names = exp.get_class_names() if exp is not None else None
     if dets is not None:
         origin = vis(origin, dets[:, :4], dets[:, 4] * dets[:, 5], dets[:, 6], args.score_thr, names)

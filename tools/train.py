@@ -35,7 +35,8 @@ def make_parser():
     parser.add_argument("--cache", type=str, nargs="?", const="ram", choices=["ram", "disk"], default=None,
                         help="cache images in RAM or on disk")
     parser.add_argument("-o", "--occupy", dest="occupy", default=False, action="store_true",
-                        help="accepted for compatibility; has no effect")
+                        help="occupy GPU memory first for training (CUDA: reserve 90%% of each GPU in PyTorch's "
+                             "cache; nothing on the CPU)")
     parser.add_argument("-l", "--logger", type=str, default="tensorboard", choices=["tensorboard", "none"])
     parser.add_argument("--device", type=str, default="auto", choices=["auto", "cpu", "cuda", "gpu"],
                         help="auto: CUDA when present, else CPU")
@@ -89,15 +90,39 @@ def prepare(args):
     return exp
 
 
+def occupy_mem(cuda_device, mem_ratio=0.9):
+    """``-o``: as upstream's occupy_mem, take the GPU's memory up to ``mem_ratio`` of its total (counting what is
+    already in use, by any process) into PyTorch's caching allocator, which keeps it for this process after
+    the tensor is freed: later allocations reuse it instead of competing with other jobs for it. Returns the
+    bytes taken (0 when the GPU is already that full)."""
+    import torch
+    from loguru import logger
+
+    free, total = torch.cuda.mem_get_info(cuda_device)
+    block = int(total * mem_ratio) - (total - free)
+    if block <= 0:
+        return 0
+    try:
+        x = torch.empty(block, dtype=torch.uint8, device=torch.device("cuda", cuda_device))
+    except torch.cuda.OutOfMemoryError:
+        logger.warning(f"-o: could not occupy {block / 2**30:.1f} GiB of GPU {cuda_device}; training without it")
+        return 0
+    del x
+    logger.info(f"-o: occupied {block / 2**30:.1f} GiB of GPU {cuda_device} ({mem_ratio:.0%} of its memory in use)")
+    return block
+
+
 def main(args):
     from yolox.core import Trainer
-    from yolox.utils import configure_omp, get_rank, seed_everything
+    from yolox.utils import configure_omp, get_local_rank, get_rank, seed_everything
 
     # Spawned workers rebuild the experiment: an Exp loaded from a file does not pickle by reference.
     exp = build_exp(args)
     if exp.seed is not None:
         seed_everything(exp.seed + get_rank())
     configure_omp()
+    if args.occupy and args.device == "cuda":
+        occupy_mem(get_local_rank())
     Trainer(exp, args).train()
 
 
@@ -105,6 +130,10 @@ def cli(args):
     from yolox.core import launch
 
     prepare(args)
+    if args.occupy and args.device != "cuda":
+        from loguru import logger
+
+        logger.warning("-o/--occupy reserves GPU memory; on the CPU it does nothing")
     launch(main, args.devices, args.num_machines, args.machine_rank, backend=args.dist_backend,
            dist_url=args.dist_url, device=args.device, args=(args,))
 

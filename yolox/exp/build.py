@@ -62,11 +62,19 @@ def get_exp_by_file(exp_file):
     return exp
 
 
+def default_exps_dir():
+    """The default experiments: the checkout's ``exps/default``, else the installed package's
+    ``yolox/exp/default`` (a wheel ships them there, as upstream YOLOX's does)."""
+    checkout = REPO_ROOT / "exps" / "default"
+    return checkout if checkout.is_dir() else Path(__file__).resolve().parent / "default"
+
+
 def get_exp_by_name(exp_name):
-    """``yolox-s`` / ``yolox_s`` -> ``exps/default/yolox_s.py``."""
-    file = REPO_ROOT / "exps" / "default" / (exp_name.replace("-", "_") + ".py")
+    """``yolox-s`` / ``yolox_s`` -> ``<default experiments>/yolox_s.py`` (:func:`default_exps_dir`)."""
+    folder = default_exps_dir()
+    file = folder / (exp_name.replace("-", "_") + ".py")
     if not file.is_file():
-        known = sorted(p.stem.replace("_", "-") for p in (REPO_ROOT / "exps" / "default").glob("*.py"))
+        known = sorted(p.stem.replace("_", "-") for p in folder.glob("*.py"))
         raise ExpConfigError(f"unknown experiment name {exp_name!r}; known: {', '.join(known)}")
     return get_exp_by_file(file)
 

@@ -7,7 +7,7 @@ from .ema import ModelEMA, unwrap_model
 from .logger import setup_logger
 from .lr_scheduler import LRScheduler
 from .metric import AverageMeter, MeterBuffer
-from .model_utils import get_model_info, model_flops_params
+from .model_utils import freeze_module, get_model_info, model_flops_params
 from .setup_env import configure_omp, resolve_device, seed_everything
 from .visualize import class_color, vis
 from .errors import YOLOXError
