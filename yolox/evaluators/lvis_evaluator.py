@@ -17,8 +17,9 @@ from faster_coco_eval import COCO, COCOeval_faster
 from tabulate import tabulate
 
 from .coco_evaluator import COCOEvaluator, _mean_valid, _quiet, build_results_api, load_gt, unavailable_metrics_note
-from .detection_gather import detections_to_coco, resolve_gt_json
+from .detection_gather import detections_to_coco, gather_detections, resolve_gt_json
 from .fast_lvis import AREA_LABELS, IOU_THRESHOLDS, lvis_precision, summarize_precision
+from .fixed_ap import FIXED_AP_TOPK, gather_topk_per_class, run_detector_fixed_ap, uncapped_postprocess_fn
 
 __all__ = ["LVIS_METRIC_KEYS", "LVIS_ENGINES", "frequency_from_image_count", "lvis_eval_per_category",
            "lvis_bbox_eval", "write_per_category_csv", "metrics_table", "LVISEvaluator"]
@@ -56,7 +57,9 @@ def _category_table(categories, class_image_counts):
 
 def _limit_dets_per_image(results, max_dets):
     """The ``max_dets`` best-scoring results of each image (stable on ties), grouped by image in order of
-    first appearance - the LVIS API's ``LVISResults.limit_dets_per_image``."""
+    first appearance - the LVIS API's ``LVISResults.limit_dets_per_image``. Negative: no limit."""
+    if max_dets < 0:
+        return list(results)
     by_image = defaultdict(list)
     for r in results:
         by_image[r["image_id"]].append(r)
@@ -76,7 +79,8 @@ def _precision_faster_coco_eval(gt, results, max_dets):
     coco_gt = COCO(gt, print_function=_quiet)
     coco_dt = build_results_api(coco_gt, _limit_dets_per_image(results, max_dets))
     evaluator = COCOeval_faster(coco_gt, coco_dt, "bbox", lvis_style=True, print_function=_quiet)
-    evaluator.params.maxDets = [max_dets]
+    # No limit (max_dets < 0): a cap no image can reach (faster-coco-eval would read -1 as "drop the last").
+    evaluator.params.maxDets = [max_dets if max_dets >= 0 else max(len(results), 1)]
     evaluator.evaluate()
     evaluator.accumulate()
     # summarize_precision indexes areas and IoU thresholds by the official layout.
@@ -91,7 +95,7 @@ def lvis_eval_per_category(gt_json_path, results, max_dets=300, class_image_coun
     Args:
         gt_json_path: LVIS json path (str or Path) or its loaded dict (its categories are not modified).
         results: COCO-style list of ``{image_id, category_id, bbox [x, y, w, h], score}``; may be empty.
-        max_dets: detections kept per image (best scores first).
+        max_dets: detections kept per image (best scores first); -1: no limit (lvis-api's ``max_dets=-1``).
         class_image_counts: ``{category_id: training image count}`` for categories whose json entry lacks
             ``image_count``/``frequency``.
         engine: ``"fast"`` (default; :mod:`yolox.evaluators.fast_lvis`, the official lvis-api's numbers
@@ -145,7 +149,7 @@ def lvis_bbox_eval(gt_json_path, results, max_dets=300, per_category_csv=None, c
     Args:
         gt_json_path: LVIS json path (str or Path) or its loaded dict.
         results: COCO-style list of ``{image_id, category_id, bbox [x, y, w, h], score}``; may be empty.
-        max_dets: detections kept per image (LVIS: 300).
+        max_dets: detections kept per image (LVIS: 300); -1: no limit.
         per_category_csv: optional path; writes ``category_id,name,frequency,image_count,AP`` per category.
         class_image_counts: ``{category_id: training image count}``, used where the json's categories lack
             ``image_count`` (and ``frequency``).
@@ -180,18 +184,40 @@ class LVISEvaluator(COCOEvaluator):
     ``per_category`` (``{category_id: AP}``). With ``output_dir`` set, rank 0 writes
     ``<output_dir>/lvis_per_category_ap.csv``. ``class_image_counts`` (``{category_id: training image
     count}``) fills the CSV's image_count where the ground-truth json has none.
+
+    ``fixed_ap=True`` adds AP^Fixed (:mod:`yolox.evaluators.fixed_ap`) from the same forward passes: the
+    uncapped post-processing (``fixed_ap_postprocess_fn``, by default the evaluator's own with
+    ``max_det=None``) at score threshold ``fixed_ap_conf`` (0: none) feeds per-class top-``fixed_ap_topk``
+    buffers; the kept detections are scored with no per-image limit. The returned ``(AP, AP50)`` stay the
+    standard ones; ``last_metrics['fixed_ap']`` holds the nine AP^Fixed metrics (and ``per_category``),
+    the summary prints both tables, and ``output_dir`` also gets ``lvis_per_category_ap_fixed.csv``.
     """
 
     csv_name = "lvis_per_category_ap.csv"
+    fixed_csv_name = "lvis_per_category_ap_fixed.csv"
 
     def __init__(self, dataloader, img_size, confthre, nmsthre, num_classes, postprocess_fn=None, max_dets=300,
-                 output_dir=None, class_image_counts=None):
+                 output_dir=None, class_image_counts=None, fixed_ap=False, fixed_ap_topk=FIXED_AP_TOPK,
+                 fixed_ap_conf=0.0, fixed_ap_postprocess_fn=None):
         super().__init__(dataloader, img_size, confthre, nmsthre, num_classes, postprocess_fn,
                          per_class_AP=False, per_class_AR=False)
         self.max_dets = max_dets
         self.output_dir = output_dir
         self.class_image_counts = class_image_counts
         self._gt = None  # the json is large (LVIS v1 val: ~200 MB); load it once per evaluator
+        self.configure_fixed_ap(fixed_ap, fixed_ap_topk, fixed_ap_conf, fixed_ap_postprocess_fn)
+
+    def configure_fixed_ap(self, enabled=True, topk=FIXED_AP_TOPK, conf=0.0, postprocess_fn=None):
+        """Turn the AP^Fixed pass on or off (see the class docstring); checks the post-processing at once."""
+        if topk < 1:
+            raise ValueError(f"fixed_ap_topk must be >= 1, got {topk}")
+        self.fixed_ap = bool(enabled)
+        self.fixed_ap_topk = int(topk)
+        self.fixed_ap_conf = float(conf)
+        self.fixed_ap_postprocess_fn = postprocess_fn
+        if self.fixed_ap and postprocess_fn is None:
+            self.fixed_ap_postprocess_fn = uncapped_postprocess_fn(self._postprocess_fn())
+        self._fixed = None
 
     def _postprocess_fn(self):
         if self.postprocess_fn is not None:
@@ -201,6 +227,21 @@ class LVISEvaluator(COCOEvaluator):
         from yolox.utils.boxes import multilabel_postprocess
 
         return partial(multilabel_postprocess, max_det=self.max_dets)
+
+    def _detections(self, model, distributed, half):
+        if not self.fixed_ap:
+            return super()._detections(model, distributed, half)
+        dataset = self.dataloader.dataset
+        per_image, stats, accumulator = run_detector_fixed_ap(
+            model, self.dataloader, self._postprocess_fn(), self.fixed_ap_postprocess_fn, self.num_classes,
+            self.confthre, self.fixed_ap_conf, self.nmsthre, self.img_size, dataset.class_ids,
+            self.fixed_ap_topk, half)
+        self._fixed = gather_topk_per_class(accumulator, distributed)
+        fixed_s = stats.pop("fixed_ap_s")
+        merged, total = gather_detections(per_image, stats, distributed)
+        if total is not None:
+            total["fixed_ap_s"] = fixed_s  # rank 0's
+        return merged, total
 
     def _score(self, merged, stats):
         dataset = self.dataloader.dataset
@@ -214,5 +255,29 @@ class LVISEvaluator(COCOEvaluator):
             write_per_category_csv(path, per_category)
             summary.append(f"per-category AP written to {path}")
         metrics["per_category"] = {row["category_id"]: row["AP"] for row in per_category}
+        if self.fixed_ap:
+            fixed, lines = self._score_fixed(stats)
+            metrics["fixed_ap"] = fixed
+            summary += lines
         return metrics, "\n".join(summary) + "\n"
 
+    def _score_fixed(self, stats):
+        """AP^Fixed of the kept detections: (metrics with ``per_category``, summary lines)."""
+        accumulator, self._fixed = self._fixed, None
+        counts = accumulator.counts()
+        results = accumulator.to_coco(self._gt)  # only what LVIS evaluates: same numbers, far fewer dicts
+        fixed, per_category = lvis_eval_per_category(self._gt, results, -1, self.class_image_counts)
+        k = self.fixed_ap_topk
+        full = sum(1 for c in counts.values() if c >= k)
+        n_cats = len(self._gt.get("categories", []))
+        lines = [f"AP^Fixed (Dave et al. 2021): per class its {k} best detections over the split, no per-image "
+                 f"limit, score threshold {self.fixed_ap_conf:g}; {full} of {n_cats} classes reached {k} "
+                 f"(extra post-processing {stats.get('fixed_ap_s', 0.0):.1f} s)",
+                 metrics_table(fixed)]
+        if self.output_dir is not None:
+            path = os.path.join(self.output_dir, self.fixed_csv_name)
+            write_per_category_csv(path, per_category)
+            lines.append(f"per-category AP^Fixed written to {path}")
+        fixed["per_category"] = {row["category_id"]: row["AP"] for row in per_category}
+        fixed["classes_at_topk"] = full
+        return fixed, lines
