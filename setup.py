@@ -41,5 +41,8 @@ setup(
     package_dir=PACKAGE_DIRS,
     package_data={"yolox.data": ["*.json"]},
     install_requires=read_requirements("requirements.txt"),
-    extras_require={"export": read_requirements("requirements-optional.txt")},
+    extras_require={
+        "export": [r for r in read_requirements("requirements-optional.txt") if not r.startswith(("wandb", "mlflow"))],
+        "loggers": [r for r in read_requirements("requirements-optional.txt") if r.startswith(("wandb", "mlflow"))],
+    },
 )

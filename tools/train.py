@@ -37,20 +37,33 @@ def make_parser():
     parser.add_argument("-o", "--occupy", dest="occupy", default=False, action="store_true",
                         help="occupy GPU memory first for training (CUDA: reserve 90%% of each GPU in PyTorch's "
                              "cache; nothing on the CPU)")
-    parser.add_argument("-l", "--logger", type=str, default="tensorboard", choices=["tensorboard", "none"])
+    parser.add_argument("-l", "--logger", type=str, default="tensorboard",
+                        choices=["tensorboard", "wandb", "mlflow", "none"],
+                        help="where the scalars go (wandb: options as trailing 'wandb-<key> <value>' pairs, e.g. "
+                             "wandb-project yolox wandb-name run1 wandb-log_checkpoints True; mlflow: the "
+                             "MLFLOW_TRACKING_URI, MLFLOW_EXPERIMENT_NAME, YOLOX_MLFLOW_RUN_NAME environment "
+                             "variables)")
     parser.add_argument("--device", type=str, default="auto", choices=["auto", "cpu", "cuda", "gpu"],
                         help="auto: CUDA when present, else CPU")
-    parser.add_argument("opts", default=None, nargs=argparse.REMAINDER, help="overrides: key value ...")
+    parser.add_argument("opts", default=None, nargs=argparse.REMAINDER,
+                        help="overrides: key value ... (and -l wandb's wandb-<key> value pairs)")
     return parser
 
 
 def build_exp(args):
     """The experiment of ``-f`` / ``-n`` with the command-line overrides, named ``-expn`` when given (every
     output of the run, the evaluator's included, goes to ``output_dir/<name>``)."""
+    from yolox.core.hooks.loggers import split_wandb_options
     from yolox.exp import get_exp
 
     exp = get_exp(args.exp_file, args.name)
-    exp.merge(args.opts)
+    # upstream's wandb-<key> value pairs are -l wandb's options (the trainer reads them), not exp attributes
+    wandb_options, overrides = split_wandb_options(args.opts)
+    if wandb_options and getattr(args, "logger", None) != "wandb":
+        from loguru import logger
+
+        logger.warning(f"wandb-* options {sorted(wandb_options)} are ignored without -l wandb")
+    exp.merge(overrides)
     if args.experiment_name:
         exp.exp_name = args.experiment_name
     return exp
@@ -62,6 +75,9 @@ def prepare(args):
     from yolox.utils import YOLOXError
     from yolox.utils.checkpoint import checkpoint_weights, load_checkpoint_file
 
+    from yolox.core.hooks.loggers import check_logger
+
+    check_logger(args.logger)  # -l wandb / mlflow: the package is installed
     exp = build_exp(args)
     if args.num_machines > 1 and args.dist_url in (None, "auto"):
         raise YOLOXError(f"--num_machines {args.num_machines} needs --dist-url tcp://HOST:PORT of machine 0 (the same "

@@ -111,12 +111,19 @@ class Trainer:
         if exp.multiscale_range > 0 and exp.multiscale_mode == "batch":
             hooks.append(MultiScaleHook(every=10))
         evaluation = EvalHook(save_history=exp.save_history_ckpt)
+        logger_name = getattr(self.args, "logger", "tensorboard")
+        progress = ProgressHook(exp.print_interval, tensorboard=logger_name == "tensorboard", evaluation=evaluation)
         hooks += [
             CheckpointHook(self.file_name, interval_iters=int(getattr(exp, "ckpt_interval_iters", 0) or 0)),
             evaluation,
-            ProgressHook(exp.print_interval, tensorboard=getattr(self.args, "logger", "tensorboard") == "tensorboard",
-                         evaluation=evaluation),
+            progress,
         ]
+        # -l wandb / mlflow: the progress hook's scalars go to that tracker instead of TensorBoard (rank 0)
+        from .hooks import build_logger_hook
+
+        tracker = build_logger_hook(logger_name, progress, self.args, rank=self.rank)
+        if tracker is not None:
+            hooks.append(tracker)
         return hooks
 
     def register_hooks(self, hooks):

@@ -1,0 +1,303 @@
+"""-l wandb and -l mlflow (yolox/core/hooks/loggers.py), offline: the hooks driven with a fake trainer, and
+short trainings through tools/train.py whose tracked values are read back and compared with TensorBoard's."""
+import argparse
+import json
+import struct
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from cli_helpers import make_dataset, run_tool, write_exp  # noqa: E402
+
+from yolox.core.hooks import MlflowLoggerHook, WandbLoggerHook, build_logger_hook  # noqa: E402
+from yolox.core.hooks.loggers import check_logger, exp_params, split_wandb_options  # noqa: E402
+from yolox.utils.errors import YOLOXError  # noqa: E402
+
+# What a progress hook writes in two progress lines and one evaluation (tag, value, step): the steps are the
+# global iteration (train/, efl/) and the epoch (val/), as in TensorBoard.
+SCALARS = [
+    [("train/total_loss", 3.5, 2), ("train/cls_loss", 1.25, 2), ("train/lr", 0.001, 2), ("efl/gamma_r", 2.5, 2)],
+    [("train/total_loss", 2.5, 4), ("train/cls_loss", 0.75, 4), ("train/lr", 0.002, 4), ("efl/gamma_r", 2.25, 4)],
+]
+VAL = [("val/AP50_95", 0.125, 1), ("val/AP50", 0.25, 1), ("val/APr", 0.0625, 1)]
+
+
+def fake_trainer(tmp_path, rank=0, logger="mlflow"):
+    run = tmp_path / "run"
+    run.mkdir(exist_ok=True)
+    exp = SimpleNamespace(exp_name="tiny", basic_lr_per_img=0.01 / 64, input_size=(96, 96), cls_loss="efl")
+    args = argparse.Namespace(experiment_name="run", batch_size=2, logger=logger, opts=[])
+    return SimpleNamespace(rank=rank, file_name=str(run), exp=exp, args=args, epoch=0, iter=0, max_epoch=1,
+                           max_iter=4)
+
+
+def drive(hook, trainer, progress, best=True):
+    """One epoch of two progress lines and an evaluation, written through the progress hook's writer."""
+    hook.trainer = trainer
+    hook.before_train()
+    for line in SCALARS:
+        trainer.iter = line[0][2] - 1
+        for tag, value, step in line:
+            progress.writer.add_scalar(tag, value, step)
+        hook.after_step()
+    (Path(trainer.file_name) / "latest_ckpt.pth").write_bytes(b"latest")
+    if best:
+        (Path(trainer.file_name) / "best_ckpt.pth").write_bytes(b"best")
+    for tag, value, step in VAL:
+        progress.writer.add_scalar(tag, value, step)
+    hook.after_epoch()
+    progress.writer.close()  # as ProgressHook.after_train
+    hook.after_train()
+
+
+# ---------------------------------------------------------------------------------------------- options
+def test_wandb_options_come_out_of_the_overrides_typed_and_the_rest_stays_in_order():
+    opts = ["max_epoch", "3", "wandb-project", "yolox", "wandb-entity", "me", "wandb-name", "run1", "wandb-id", "abc",
+            "wandb-save_dir", "./wandb", "wandb-log_checkpoints", "True", "wandb-num_eval_images", "10",
+            "eval_interval", "2"]
+    options, rest = split_wandb_options(opts)
+    assert options == {"project": "yolox", "entity": "me", "name": "run1", "id": "abc", "save_dir": "./wandb",
+                       "log_checkpoints": True, "num_eval_images": 10}
+    assert rest == ["max_epoch", "3", "eval_interval", "2"]
+    assert split_wandb_options(None) == ({}, [])
+    # a lone trailing key stays for exp.merge to reject as an odd list
+    assert split_wandb_options(["wandb-project"]) == ({}, ["wandb-project"])
+
+
+def test_params_are_the_exps_public_attributes_with_other_values_as_strings():
+    exp = SimpleNamespace(a=1, b=(96, 96), _private=3, c=None, d="x")
+    assert exp_params(exp) == {"a": 1, "b": "(96, 96)", "c": "None", "d": "x"}
+
+
+def test_a_missing_package_is_one_line_naming_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # import mlflow raises ImportError
+    with pytest.raises(YOLOXError) as err:
+        check_logger("mlflow")
+    assert "pip install '.[loggers]'" in str(err.value) and "requirements-optional.txt" in str(err.value)
+    assert "\n" not in str(err.value)
+    check_logger("tensorboard")
+    check_logger("none")
+    # other ranks log nothing and need no package
+    assert MlflowLoggerHook(SimpleNamespace(writer=None), rank=1).mlflow is None
+    assert build_logger_hook("tensorboard", None) is None and build_logger_hook("none", None) is None
+
+
+# ---------------------------------------------------------------------------------------------- mlflow
+def test_mlflow_logs_the_writers_scalars_at_their_steps_params_and_the_best_checkpoint(tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "lt-tests")
+    monkeypatch.setenv("YOLOX_MLFLOW_RUN_NAME", "run-a")
+    monkeypatch.setenv("MLFLOW_TAGS", '{"team": "lt"}')
+    trainer = fake_trainer(tmp_path)
+    progress = SimpleNamespace(writer=None, evaluation=None)
+    hook = MlflowLoggerHook(progress)
+    drive(hook, trainer, progress)
+    assert progress.writer is None  # handed back at the end
+    assert hook.tracking_uri == (tmp_path / "run" / "mlruns").resolve().as_uri()  # the default file store
+    client = MlflowClient(tracking_uri=hook.tracking_uri)
+    run = client.get_run(hook.run_id)
+    assert run.info.run_name == "run-a" and run.info.status == "FINISHED" and run.data.tags["team"] == "lt"
+    assert client.get_experiment(run.info.experiment_id).name == "lt-tests"
+    for tag, value, step in [s for line in SCALARS for s in line] + VAL:
+        history = {m.step: m.value for m in client.get_metric_history(hook.run_id, tag)}
+        assert history[step] == pytest.approx(value)
+    assert run.data.params["exp_name"] == "tiny" and run.data.params["input_size"] == "(96, 96)"
+    assert run.data.params["args/batch_size"] == "2"
+    assert [a.path for a in client.list_artifacts(hook.run_id, "checkpoints")] == ["checkpoints/best_ckpt.pth"]
+
+
+def test_mlflow_marks_a_run_that_stopped_early_failed(tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("YOLOX_MLFLOW_LOG_MODEL_ARTIFACTS", "false")
+    trainer = fake_trainer(tmp_path)
+    progress = SimpleNamespace(writer=None, evaluation=None)
+    hook = MlflowLoggerHook(progress)
+    hook.trainer = trainer
+    hook.before_train()
+    progress.writer.add_scalar("train/lr", 0.5, 1)
+    hook.after_step()
+    hook.after_train()  # an error before the first epoch ended
+    client = MlflowClient(tracking_uri=hook.tracking_uri)
+    assert client.get_run(hook.run_id).info.status == "FAILED"
+    assert client.get_run(hook.run_id).info.run_name == "run"  # default: the run folder's name
+    assert [m.value for m in client.get_metric_history(hook.run_id, "train/lr")] == [0.5]
+
+
+# ---------------------------------------------------------------------------------------------- wandb
+class FakeWandb:
+    """Stands in for the wandb module: keeps what the hook asked."""
+
+    def __init__(self):
+        self.calls = []
+        outer = self
+
+        class Run:
+            id = "abc"
+            config = SimpleNamespace(update=lambda config, allow_val_change: outer.calls.append(("config", config)))
+
+            def define_metric(self, name, step_metric=None):
+                outer.calls.append(("define_metric", name, step_metric))
+
+            def log(self, values):
+                outer.calls.append(("log", values))
+
+            def log_artifact(self, artifact, aliases):
+                outer.calls.append(("artifact", artifact.name, artifact.files, aliases, artifact.metadata))
+
+            def finish(self, exit_code=0):
+                outer.calls.append(("finish", exit_code))
+
+        class Artifact:
+            def __init__(self, name, type, metadata):
+                self.name, self.metadata, self.files = name, metadata, []
+
+            def add_file(self, path, name):
+                self.files.append((Path(path).read_bytes(), name))
+
+        self.Artifact = Artifact
+        self.run = Run()
+
+    def init(self, **kwargs):
+        self.calls.append(("init", kwargs))
+        return self.run
+
+
+def test_wandb_logs_each_step_in_one_call_on_its_own_axis_and_the_checkpoints(tmp_path, monkeypatch):
+    fake = FakeWandb()
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    trainer = fake_trainer(tmp_path, logger="wandb")
+    progress = SimpleNamespace(writer=None, evaluation=SimpleNamespace(best_ap=0.125))
+    options, _ = split_wandb_options(["wandb-project", "yolox", "wandb-name", "run1", "wandb-id", "abc",
+                                      "wandb-log_checkpoints", "True", "wandb-num_eval_images", "10",
+                                      "wandb-tags", "lt"])
+    hook = WandbLoggerHook(progress, options)
+    drive(hook, trainer, progress)
+    init = next(c[1] for c in fake.calls if c[0] == "init")
+    assert init == {"project": "yolox", "name": "run1", "id": "abc", "entity": None, "dir": trainer.file_name,
+                    "resume": "allow", "allow_val_change": True, "tags": "lt"}
+    config = next(c[1] for c in fake.calls if c[0] == "config")
+    assert config["exp_name"] == "tiny" and config["input_size"] == "(96, 96)" and config["args/logger"] == "wandb"
+    assert ("define_metric", "train/*", "train/step") in fake.calls
+    assert ("define_metric", "val/*", "train/epoch") in fake.calls
+    logs = [c[1] for c in fake.calls if c[0] == "log"]
+    assert logs == [{**{t: v for t, v, _ in line}, "train/step": line[0][2]} for line in SCALARS] + [
+        {**{t: v for t, v, _ in VAL}, "train/epoch": 1}]
+    artifacts = [c[1:] for c in fake.calls if c[0] == "artifact"]
+    assert artifacts == [("run_abc_model", [(b"latest", "model_ckpt.pth")], ["latest", "epoch-1", "best"],
+                          {"epoch": 1, "best_ap": 0.125})]
+    assert fake.calls[-1] == ("finish", 0)
+
+
+def test_other_ranks_log_nothing(tmp_path, monkeypatch):
+    fake = FakeWandb()
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    progress = SimpleNamespace(writer=None, evaluation=None)
+    hook = WandbLoggerHook(progress, {}, rank=1)
+    hook.trainer = fake_trainer(tmp_path, rank=1)
+    hook.before_train()
+    assert progress.writer is None
+    hook.add_scalar("train/lr", 1.0, 1)
+    hook.after_step()
+    hook.after_epoch()
+    hook.after_train()
+    assert fake.calls == []
+
+
+# ---------------------------------------------------------------------------------------------- real runs
+def read_wandb_history(run_file):
+    """The history rows of an offline run's .wandb file (a LevelDB-style log of protobuf Records)."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    data = Path(run_file).read_bytes()
+    assert data[:4] == b":W&B"
+    block, pos, chunks, pending, rows = 32768, 7, [], b"", []
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:  # the block's tail is padding
+            pos += block - pos % block
+            continue
+        length, kind = struct.unpack("<HB", data[pos + 4:pos + 7])
+        chunk = data[pos + 7:pos + 7 + length]
+        pos += 7 + length
+        if kind == 1:
+            chunks.append(chunk)
+        elif kind == 2:
+            pending = chunk
+        elif kind == 3:
+            pending += chunk
+        elif kind == 4:
+            chunks.append(pending + chunk)
+    for chunk in chunks:
+        record = pb.Record()
+        record.ParseFromString(chunk)
+        if record.WhichOneof("record_type") == "history":
+            rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
+                         for item in record.history.item})
+    return rows
+
+
+def tensorboard_scalars(directory):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(directory))
+    events.Reload()
+    return {(tag, e.step): e.value for tag in events.Tags()["scalars"] for e in events.Scalars(tag)}
+
+
+@pytest.fixture(scope="module")
+def three_runs(tmp_path_factory):
+    """The same one-epoch LVIS training through tools/train.py with -l tensorboard, mlflow and wandb (offline)."""
+    root = tmp_path_factory.mktemp("logger_runs")
+    data = make_dataset(root / "data", "lvis")
+    exp_file = write_exp(root / "exp.py", data, root / "out", fmt="lvis")
+    common = ["tools/train.py", "-f", exp_file, "-d", "1", "-b", "2", "--device", "cpu", "max_epoch", "1",
+              "no_aug_epochs", "0", "print_interval", "2"]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        mp.delenv("MLFLOW_RUN_ID", raising=False)
+        mp.setenv("WANDB_MODE", "offline")
+        for var in ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR"):
+            mp.setenv(var, str(root / var.lower()))
+        mp.setenv("YOLOX_MLFLOW_RUN_NAME", "ml-run")
+        for name in ("tensorboard", "mlflow", "wandb"):
+            extra = ["wandb-project", "yolox", "wandb-id", "lt1", "wandb-log_checkpoints", "True"]
+            extra = extra if name == "wandb" else []
+            run_tool(*common[:1], "-l", name, "-expn", name, *common[1:], *extra).stdout
+    return root / "out"
+
+
+def test_mlflow_and_wandb_hold_what_tensorboard_got_at_the_same_steps(three_runs):
+    from mlflow.tracking import MlflowClient
+
+    out = three_runs
+    expected = tensorboard_scalars(out / "tensorboard" / "tensorboard")
+    tags = {tag for tag, _ in expected}
+    assert {"train/total_loss", "train/lr", "val/AP50_95", "val/AP50"} <= tags
+    assert {"val/APr", "val/APc", "val/APf"} & tags
+    assert {step for tag, step in expected if tag.startswith("val/")} == {1}
+    assert {step for tag, step in expected if tag.startswith("train/")} == {2, 4}
+    assert not (out / "mlflow" / "tensorboard").exists() and not (out / "wandb" / "tensorboard").exists()
+
+    client = MlflowClient(tracking_uri=(out / "mlflow" / "mlruns").resolve().as_uri())
+    (experiment,) = [e for e in client.search_experiments() if e.name == "mlflow"]  # exp_name, i.e. -expn
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.run_name == "ml-run" and run.info.status == "FINISHED"
+    got = {(tag, m.step): m.value for tag in tags for m in client.get_metric_history(run.info.run_id, tag)}
+    assert set(got) == set(expected) and set(run.data.metrics) == tags
+    assert all(got[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-8) for key in expected)
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")] == ["checkpoints/best_ckpt.pth"]
+
+    (run_file,) = (out / "wandb" / "wandb").glob("offline-run-*-lt1/run-lt1.wandb")
+    got = {}
+    for row in read_wandb_history(run_file):
+        step = row["train/epoch"] if "train/epoch" in row else row["train/step"]
+        got.update({(tag, step): value for tag, value in row.items() if tag in tags})
+    assert set(got) == set(expected)
+    assert all(got[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-8) for key in expected)

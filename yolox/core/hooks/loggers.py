@@ -1,0 +1,314 @@
+"""Experiment trackers besides TensorBoard: Weights & Biases (``-l wandb``) and MLflow (``-l mlflow``).
+
+Both log what TensorBoard gets, at the same steps: ``train/<loss term>``, ``train/lr`` and ``efl/gamma_<group>``
+at the global iteration of every progress line, the evaluation's ``val/...`` (``val/AP50_95``, ``val/AP50``,
+LVIS's ``val/APr``, ``val/APc``, ``val/APf`` ...) at the epoch. The hook takes the place of the
+:class:`~yolox.core.hooks.ProgressHook`'s SummaryWriter on rank 0 (the other ranks log nothing), so that the
+values and steps are those TensorBoard would get; it sends each step's values in one call.
+
+Weights & Biases (``pip install wandb``), options as upstream YOLOX's: trailing ``wandb-<key> <value>`` pairs
+after the flags, e.g. ``-l wandb wandb-project yolox wandb-entity me wandb-name run1 wandb-id abc
+wandb-save_dir ./wandb wandb-log_checkpoints True``; other ``wandb-<key>`` pairs go to ``wandb.init``.
+``save_dir`` defaults to the run's output folder. Training scalars use the step metric ``train/step``,
+validation ones ``train/epoch`` (wandb's own step must increase, the two axes do not share one).
+``log_checkpoints True``: after every epoch ``latest_ckpt.pth`` as a ``model`` artifact
+``run_<id>_model`` with the aliases ``latest``, ``epoch-<n>`` and, when the epoch wrote a new
+``best_ckpt.pth``, ``best``. ``num_eval_images`` (prediction images) is accepted but not supported.
+``WANDB_MODE=offline`` writes the run under ``<save_dir>/wandb`` only.
+
+MLflow (``pip install mlflow``; ``mlflow-skinny`` is enough), configured as upstream YOLOX's by environment
+variables: ``MLFLOW_TRACKING_URI`` (default: a file store ``<output_dir>/<experiment>/mlruns``),
+``MLFLOW_EXPERIMENT_NAME`` (default: the experiment's ``exp_name``), ``YOLOX_MLFLOW_RUN_NAME`` (default: the
+run folder's name, ``-expn``), ``MLFLOW_RUN_ID`` (continue that run), ``MLFLOW_TAGS`` (a JSON object of run
+tags), ``YOLOX_MLFLOW_LOG_MODEL_ARTIFACTS`` (default true: ``best_ckpt.pth`` as an artifact under
+``checkpoints/`` at the end). Parameters: the experiment's attributes and the arguments (``args/<name>``), as
+strings. The run ends FINISHED after the last epoch, FAILED when training stopped before it.
+"""
+import importlib
+import json
+import os
+import time
+from pathlib import Path
+
+from loguru import logger
+
+from yolox.utils.errors import YOLOXError
+
+from .base import HookBase
+
+__all__ = [
+    "LOGGERS", "WANDB_PREFIX", "LoggerHook", "WandbLoggerHook", "MlflowLoggerHook", "build_logger_hook",
+    "check_logger", "exp_params", "split_wandb_options",
+]
+
+LOGGERS = ("tensorboard", "wandb", "mlflow", "none")  # tools/train.py's -l/--logger choices
+WANDB_PREFIX = "wandb-"
+_PACKAGES = {"wandb": "wandb", "mlflow": "mlflow"}  # -l value -> module
+_TRUE = ("1", "true", "yes", "on")
+
+
+def _require(name):
+    """The tracker's module, or a one-line YOLOXError naming the extra that installs it."""
+    try:
+        return importlib.import_module(_PACKAGES[name])
+    except ImportError:
+        raise YOLOXError(f"-l {name} needs the {_PACKAGES[name]} package: pip install '.[loggers]' "
+                         f"(or pip install -r requirements-optional.txt)") from None
+
+
+def check_logger(name):
+    """Fail early (before any process starts) when ``-l name`` needs a package that is not installed."""
+    if name in _PACKAGES:
+        _require(name)
+
+
+def _parse_option(raw):
+    if not isinstance(raw, str):
+        return raw
+    try:
+        return int(raw)
+    except ValueError:
+        pass
+    if raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    return raw
+
+
+def split_wandb_options(opts):
+    """Upstream YOLOX's wandb options out of the trailing ``key value`` overrides: returns
+    ({key without ``wandb-``: value}, the other overrides in order). Values that read as int or bool are."""
+    opts = list(opts or [])
+    options, rest = {}, []
+    i = 0
+    while i < len(opts):
+        key = opts[i]
+        if isinstance(key, str) and key.startswith(WANDB_PREFIX) and i + 1 < len(opts):
+            options[key[len(WANDB_PREFIX):]] = _parse_option(opts[i + 1])
+            i += 2
+        else:
+            rest.extend(opts[i:i + 2])
+            i += 2
+    return options, rest
+
+
+def exp_params(exp):
+    """The experiment's public attributes: {name: value}, values that are not str/int/float/bool as str."""
+    out = {}
+    for key, value in sorted(vars(exp).items()):
+        if key.startswith("_") or callable(value):
+            continue
+        out[key] = value if isinstance(value, (str, int, float, bool)) else str(value)
+    return out
+
+
+def _args_params(args):
+    items = vars(args).items() if hasattr(args, "__dict__") else ()
+    return {f"args/{k}": v if isinstance(v, (str, int, float, bool)) else str(v) for k, v in sorted(items)}
+
+
+class LoggerHook(HookBase):
+    """Becomes ``progress``'s scalar writer on rank 0 (SummaryWriter's ``add_scalar`` / ``close``) and sends
+    the scalars of a step together after that step or epoch. Register it after ``progress``.
+
+    Subclasses: :meth:`start`, :meth:`log` ({tag: value}, step, ``epoch_axis``: the step is an epoch),
+    :meth:`epoch_end`, :meth:`finish` (``completed``: the last epoch ended)."""
+
+    def __init__(self, progress):
+        self.progress = progress
+        self.active = False  # True on rank 0 between before_train and after_train
+        self.completed = False
+        self.pending = {}  # (epoch_axis, step) -> {tag: value}, in arrival order
+
+    # ---------------------------------------------------------------- SummaryWriter's interface
+    def add_scalar(self, tag, value, step):
+        self.pending.setdefault((tag.startswith("val/"), int(step)), {})[tag] = float(value)
+
+    def close(self):
+        self.flush()
+
+    def flush(self):
+        pending, self.pending = self.pending, {}
+        if self.active:
+            for (epoch_axis, step), values in pending.items():
+                self.log(values, step, epoch_axis)
+
+    # ---------------------------------------------------------------- moments
+    def before_train(self):
+        trainer = self.trainer
+        if getattr(trainer, "rank", 0) != 0:
+            return
+        self.start()
+        self.active = True
+        self.progress.writer = self
+
+    def after_step(self):
+        self.flush()
+
+    def after_epoch(self):
+        self.flush()
+        if not self.active:
+            return
+        trainer = self.trainer
+        if trainer.epoch + 1 >= trainer.max_epoch:
+            self.completed = True
+        self.epoch_end()
+
+    def after_train(self):
+        self.flush()
+        if self.active:
+            self.active = False
+            if self.progress.writer is self:
+                self.progress.writer = None
+            self.finish(self.completed)
+
+    # ---------------------------------------------------------------- the tracker
+    def start(self):
+        raise NotImplementedError
+
+    def log(self, values, step, epoch_axis):
+        raise NotImplementedError
+
+    def epoch_end(self):
+        pass
+
+    def finish(self, completed):
+        pass
+
+    def _best_ckpt(self):
+        return os.path.join(self.trainer.file_name, "best_ckpt.pth")
+
+    def _best_stamp(self):
+        try:
+            stat = os.stat(self._best_ckpt())
+        except OSError:
+            return None
+        return stat.st_mtime_ns, stat.st_size, stat.st_ino
+
+
+class WandbLoggerHook(LoggerHook):
+    """``-l wandb``: see the module docstring. ``options``: :func:`split_wandb_options`'s dict."""
+
+    def __init__(self, progress, options=None, rank=0):
+        super().__init__(progress)
+        options = dict(options or {})
+        self.project = options.pop("project", None)
+        self.name = options.pop("name", None)
+        self.id = options.pop("id", None)
+        self.entity = options.pop("entity", None)
+        self.save_dir = options.pop("save_dir", None)
+        self.log_checkpoints = str(options.pop("log_checkpoints", False)).lower() in _TRUE
+        self.num_eval_images = options.pop("num_eval_images", None)
+        options.pop("config", None)  # the run's config is the experiment's
+        self.init_kwargs = options
+        self.wandb = _require("wandb") if rank == 0 else None
+        self.run = None
+        self.best_stamp = None
+
+    def start(self):
+        trainer = self.trainer
+        save_dir = self.save_dir or trainer.file_name
+        os.makedirs(save_dir, exist_ok=True)
+        self.run = self.wandb.init(project=self.project, name=self.name, id=self.id, entity=self.entity,
+                                   dir=save_dir, resume="allow", allow_val_change=True, **self.init_kwargs)
+        config = exp_params(trainer.exp)
+        config.update(_args_params(getattr(trainer, "args", None)))
+        self.run.config.update(config, allow_val_change=True)
+        self.run.define_metric("train/step")
+        self.run.define_metric("train/*", step_metric="train/step")
+        self.run.define_metric("efl/*", step_metric="train/step")
+        self.run.define_metric("train/epoch")
+        self.run.define_metric("val/*", step_metric="train/epoch")
+        if self.num_eval_images:
+            logger.info("wandb-num_eval_images: logging prediction images is not supported; ignored")
+        self.best_stamp = self._best_stamp()
+        logger.info(f"wandb: run {self.run.id} in {save_dir}")
+
+    def log(self, values, step, epoch_axis):
+        self.run.log({**values, ("train/epoch" if epoch_axis else "train/step"): step})
+
+    def epoch_end(self):
+        if not self.log_checkpoints:
+            return
+        trainer = self.trainer
+        path = os.path.join(trainer.file_name, "latest_ckpt.pth")
+        if not os.path.isfile(path):
+            return
+        stamp = self._best_stamp()
+        is_best = stamp is not None and stamp != self.best_stamp
+        self.best_stamp = stamp
+        epoch = trainer.epoch + 1
+        aliases = ["latest", f"epoch-{epoch}"] + (["best"] if is_best else [])
+        evaluation = getattr(self.progress, "evaluation", None)
+        metadata = {"epoch": epoch, "best_ap": float(getattr(evaluation, "best_ap", 0.0) or 0.0)}
+        artifact = self.wandb.Artifact(name=f"run_{self.run.id}_model", type="model", metadata=metadata)
+        artifact.add_file(path, name="model_ckpt.pth")
+        self.run.log_artifact(artifact, aliases=aliases)
+
+    def finish(self, completed):
+        self.run.finish(exit_code=0 if completed else 1)
+        self.run = None
+
+
+class MlflowLoggerHook(LoggerHook):
+    """``-l mlflow``: see the module docstring."""
+
+    def __init__(self, progress, rank=0):
+        super().__init__(progress)
+        self.mlflow = _require("mlflow") if rank == 0 else None
+        self.client, self.run_id, self.tracking_uri = None, None, None
+
+    def start(self):
+        from mlflow.entities import Param
+        from mlflow.exceptions import MlflowException
+        from mlflow.tracking import MlflowClient
+
+        trainer = self.trainer
+        uri = os.environ.get("MLFLOW_TRACKING_URI")
+        if not uri:
+            uri = (Path(trainer.file_name) / "mlruns").resolve().as_uri()
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 asks for this opt-in
+        self.tracking_uri = uri
+        self.client = MlflowClient(tracking_uri=uri)
+        run_id = os.environ.get("MLFLOW_RUN_ID")
+        if run_id:
+            self.run_id = self.client.get_run(run_id).info.run_id
+        else:
+            name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or getattr(trainer.exp, "exp_name", None) or "yolox"
+            experiment = self.client.get_experiment_by_name(name)
+            experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(name)
+            tags = json.loads(os.environ.get("MLFLOW_TAGS") or "{}")
+            run_name = os.environ.get("YOLOX_MLFLOW_RUN_NAME") or getattr(trainer.args, "experiment_name", None)
+            self.run_id = self.client.create_run(experiment_id, run_name=run_name,
+                                                 tags={str(k): str(v) for k, v in tags.items()}).info.run_id
+        params = {**exp_params(trainer.exp), **_args_params(getattr(trainer, "args", None))}
+        params = [Param(k, str(v)[:500]) for k, v in params.items()]
+        try:
+            for i in range(0, len(params), 100):  # MLflow takes at most 100 parameters per batch
+                self.client.log_batch(self.run_id, params=params[i:i + 100])
+        except MlflowException as e:  # e.g. a continued run (MLFLOW_RUN_ID) with other values
+            logger.warning(f"mlflow: parameters not logged: {str(e).splitlines()[0]}")
+        logger.info(f"mlflow: run {self.run_id} at {uri}")
+
+    def log(self, values, step, epoch_axis):
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[Metric(k, v, now, step) for k, v in values.items()])
+
+    def finish(self, completed):
+        log_model = os.environ.get("YOLOX_MLFLOW_LOG_MODEL_ARTIFACTS", "true").lower() in _TRUE
+        if log_model and os.path.isfile(self._best_ckpt()):
+            try:
+                self.client.log_artifact(self.run_id, self._best_ckpt(), artifact_path="checkpoints")
+            except Exception as e:  # noqa: BLE001 - the training's result is on disk either way
+                logger.warning(f"mlflow: best_ckpt.pth not logged: {e}")
+        self.client.set_terminated(self.run_id, "FINISHED" if completed else "FAILED")
+
+
+def build_logger_hook(name, progress, args=None, rank=0):
+    """The hook of ``-l name`` (None for tensorboard and none: the progress hook writes TensorBoard itself)."""
+    if name == "wandb":
+        return WandbLoggerHook(progress, split_wandb_options(getattr(args, "opts", None))[0], rank=rank)
+    if name == "mlflow":
+        return MlflowLoggerHook(progress, rank=rank)
+    return None
