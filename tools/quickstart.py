@@ -27,7 +27,7 @@ DEMO_MIN_SIDE = 512  # the 256 px validation images are enlarged to this before 
 #     for s in 0 1 2; do python tools/quickstart.py --seed $s; done
 # Another machine (thread count, CPU instruction set, library versions) trains a different model from the
 # same seed (docs/benchmarks.md, section 10), so a result near but outside this range is expected there.
-MEASURED = {"AP": (11.4, 9.7, 13.5), "APr": (12.0, 11.1, 13.1), "APc": (11.8, 8.8, 16.4), "APf": (10.3, 8.0, 12.0)}
+MEASURED = {"AP": (6.2, 5.4, 6.7), "APr": (5.7, 3.0, 8.3), "APc": (6.5, 5.0, 7.3), "APf": (6.1, 4.5, 7.5)}
 MEASURED_SEEDS = "0-2"
 
 
