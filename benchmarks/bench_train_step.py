@@ -9,11 +9,14 @@ on a fixed synthetic batch. The step is split from outside the model by wrapping
     backward   ``loss.backward()`` + ``commit_grad_stats`` of the gradient-statistics losses
     optim      ``optimizer.step()``
 
-Variants run interleaved (one step of each per round) and every target ratio is the median of the per-round
-ratios, so slow phases of a shared machine hit numerator and denominator alike.
+Variants run interleaved (one step of each per round, the order reversed every other round) and every
+target ratio is the median of the per-round ratios, so slow phases of a shared machine hit numerator and
+denominator alike.
 
     python benchmarks/bench_train_step.py [--size 320] [--batch 4] [--rounds 7] [--threads 2]
     python benchmarks/bench_train_step.py --profile efl     # + torch.profiler top ops of one variant
+    python benchmarks/bench_train_step.py --from-exps --variants sigmoid,efl --no-loss-only --rounds 15
+                                                            # the Table 1 exps as they are (released EFL statistic)
 
 Targets (docs/benchmarks.md, target 1): YOLOX*-S EFL step <= YOLOX-S sigmoid step; EFL <= 1.05 x FL; EQFL <= 1.05 x QFL.
 """
@@ -24,7 +27,7 @@ import time
 import torch
 from tabulate import tabulate
 
-from common import build_exp, machine_info, median, model_label, sync, synthetic_batch, verdict
+from common import ROOT, build_exp, machine_info, median, model_label, sync, synthetic_batch, verdict
 
 VARIANTS = ("sigmoid", "fl", "efl", "qfl", "eqfl")
 PHASES = ("forward", "assign", "loss", "backward", "optim")
@@ -63,7 +66,7 @@ def train_step(model, optimizer, timer, images, targets, device):
     """One training step; returns {phase: seconds} and the total."""
     timer.marks.clear()
     sync(device)
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     outputs = model(images, targets)
     sync(device)
     t1 = time.perf_counter()
@@ -87,11 +90,24 @@ def train_step(model, optimizer, timer, images, targets, device):
         "optim": t3 - t2,
     }
     times["total"] = t3 - t0
+    # CPU time of the process (all threads): steadier than the wall time when other jobs share the cores
+    times["cpu"] = time.process_time() - cpu0
     return times
 
 
-def build(size, cls_loss, device, num_classes):
-    exp = build_exp(size, cls_loss, num_classes)
+def exp_file(size, cls_loss):
+    """The repository's experiment file of YOLOX-``size`` with ``cls_loss`` on LVIS (``--from-exps``)."""
+    return ROOT / "exps" / f"yolox_{size}_{cls_loss}_lvis.py"
+
+
+def build(size, cls_loss, device, num_classes, from_exps=False):
+    if from_exps:  # the exp's own settings (e.g. the released EFL statistic of the Table 1 exps)
+        from yolox.exp import get_exp
+
+        exp = get_exp(str(exp_file(size, cls_loss)))
+        exp.num_classes = num_classes
+    else:
+        exp = build_exp(size, cls_loss, num_classes)
     model = exp.get_model().to(device).train()
     optimizer = exp.get_optimizer(batch_size=64)
     for group in optimizer.param_groups:
@@ -161,6 +177,9 @@ def main():
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--profile", default=None, help="also print torch.profiler's top ops of this variant")
+    parser.add_argument("--from-exps", action="store_true",
+                        help="build each variant from exps/yolox_<model>_<variant>_lvis.py instead of LVISExp defaults")
+    parser.add_argument("--no-loss-only", action="store_true", help="skip the classification-loss-alone table")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -168,14 +187,14 @@ def main():
     device = torch.device(args.device)
     variants = args.variants.split(",")
 
-    setups = {v: build(args.model, v, device, args.num_classes) for v in variants}
+    setups = {v: build(args.model, v, device, args.num_classes, args.from_exps) for v in variants}
     max_labels = max(s[3] for s in setups.values())
     images, targets = synthetic_batch(args.batch, args.size, args.num_gt, max_labels, args.num_classes,
                                       device=device)
 
     samples = {v: [] for v in variants}
     for r in range(args.warmup + args.rounds):
-        for v in variants:
+        for v in (variants if r % 2 == 0 else variants[::-1]):  # alternate the order: no fixed neighbour
             model, optimizer, timer, _ = setups[v]
             times = train_step(model, optimizer, timer, images, targets, device)
             if r >= args.warmup:
@@ -184,14 +203,15 @@ def main():
     def med(v, key):
         return median([s[key] for s in samples[v]])
 
-    def paired_ratio(num, den):
-        return median([a["total"] / b["total"] for a, b in zip(samples[num], samples[den])])
+    def paired_ratio(num, den, key="total"):
+        return median([a[key] / b[key] for a, b in zip(samples[num], samples[den])])
 
     def best(v, key="total"):
         return min(s[key] for s in samples[v])
 
+    source = "exps/yolox_" + args.model + "_<variant>_lvis.py" if args.from_exps else "LVISExp defaults"
     print(f"# training step, YOLOX-{args.model.upper()} head at {args.num_classes} classes, {args.size}x{args.size}, batch "
-          f"{args.batch}, {args.num_gt} gts/image, {args.rounds} rounds | {machine_info(device)}")
+          f"{args.batch}, {args.num_gt} gts/image, {args.rounds} rounds, {source} | {machine_info(device)}")
     rows = []
     base = "sigmoid" if "sigmoid" in variants else variants[0]
     for v in variants:
@@ -206,14 +226,16 @@ def main():
     for num, den, limit in (("efl", "sigmoid", 1.0), ("efl", "fl", 1.05), ("eqfl", "qfl", 1.05)):
         if num in variants and den in variants:
             ratio, ratio_best = paired_ratio(num, den), best(num) / best(den)
-            targets_rows.append([f"{num} step / {den} step", f"{ratio:.3f}", f"{ratio_best:.3f}", f"<= {limit:.2f}",
+            targets_rows.append([f"{num} step / {den} step", f"{ratio:.3f}", f"{ratio_best:.3f}",
+                                 f"{paired_ratio(num, den, 'cpu'):.3f}", f"<= {limit:.2f}",
                                  verdict(ratio <= limit), verdict(ratio_best <= limit)])
     if targets_rows:
         print()
-        print(tabulate(targets_rows, headers=["target", "paired median", "best / best", "limit", "result (median)",
-                                              "result (best)"], tablefmt="github"))
+        print(tabulate(targets_rows, headers=["target", "paired median", "best / best", "CPU time, paired median",
+                                              "limit", "result (median)", "result (best)"], tablefmt="github"))
 
-    loss_only(args, device, [v for v in variants if v != "sigmoid"])
+    if not args.no_loss_only:
+        loss_only(args, device, [v for v in variants if v != "sigmoid"])
 
     if args.profile:
         model, optimizer, timer, _ = setups[args.profile]

@@ -198,6 +198,23 @@ class YOLOXHead(nn.Module):
         """Padding rows of the target tensor have zero width or height."""
         return (labels[..., 3] > 0) & (labels[..., 4] > 0)
 
+    @staticmethod
+    def _drop_padding_columns(labels):
+        """``[B, G, 5]`` targets -> ``[B, G', 5]``, the first G' rows of each image, where G' - 1 is the last
+        row that is a box in any image (G' = 0 without boxes).
+
+        Why: the targets are padded to ``max_labels`` rows (500 for LVIS), and the batched ATSS (and the
+        background test) work on every row, boxes or padding. The rows dropped are padding in every image,
+        which ATSS never assigns, and the kept rows keep their indices, so the targets are the same. Only on
+        the CPU: finding G' reads a value on the host, a synchronisation a GPU step should not pay for work
+        that is cheap there.
+        """
+        if labels.device.type != "cpu":
+            return labels
+        valid = YOLOXHead._valid_labels(labels).any(dim=0)  # [G]: a box in some image
+        count = int(valid.nonzero().max()) + 1 if bool(valid.any()) else 0
+        return labels[:, :count]
+
     @torch.no_grad()
     def _simota_targets(self, boxes, quality_raw, cls_raw, grid, stride, labels):
         """Per image SimOTA. Returns fg mask ``[B, N]``, matched gt boxes ``[F, 4]`` cxcywh, labels ``[F]``
@@ -303,6 +320,7 @@ class YOLOXHead(nn.Module):
         weight (``box_loss_weight``, ``l1_loss_weight``, ``quality_loss_weight``, ``cls_loss_weight``; 1 in the
         released configs). Shapes as in :meth:`yolox_losses` (``iou_raw``: ``[B, N]`` IoU-branch logits).
         """
+        labels = self._drop_padding_columns(labels)
         fg, gt_boxes, gt_classes, ious = self._atss_targets(boxes.detach(), grid, stride, side, num_per_level, labels)
         num_fg = fg.sum()
         pos_normalizer = rank_average_normalizer(num_fg)

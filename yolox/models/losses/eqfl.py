@@ -68,10 +68,11 @@ class EqualizedQualityFocalLoss(GradStatsMixin):
         _check_shapes(logits, targets, self.num_classes)
         _check_sparse_targets(self, targets, pos_mask, pos_index, pos_targets)
         y = None if targets is None else targets.to(torch.float32)
-        x, pos_index, covers, sink = self._positives_and_stats(logits, y, pos_mask, normalizer, pos_index, row_weight)
+        x, pos_index, covers, sink, regroup = self._positives_and_stats(logits, y, pos_mask, normalizer, pos_index,
+                                                                        row_weight)
         gamma = self.gamma_per_class()
         return modulated_bce_sum(x, y, gamma, gamma / self.gamma_b, None, pos_index, covers, sink, row_weight,
-                                 pos_targets)
+                                 pos_targets, regroup)
 
     def _analytic_grad_abs(self, x, targets, pos_mask):
         gamma, weight = self._factors()

@@ -24,6 +24,12 @@ Two statistics layouts (``stats_layout``):
   summed for (anchor a', class c') is the one of the logit at channel ``a' * C + c'`` of the true layout.
   With one anchor per location both layouts give the same statistic.
 
+Where they are summed: in hook mode with the positives known (the YOLOX* head's case), the focal-family
+kernel (``modulated_bce``) sums either layout inside its pass over the logits (the released one from
+per-anchor-slot column sums and a gather at the positives, see ``_released_stats`` there); otherwise
+(a ``pos_mask``, analytic mode, EQLv2) :meth:`GradStatsMixin._split_stats` sums the whole gradient, the
+released layout from a regrouped copy of it. Both give the same values up to the order of the sums.
+
 Pending sums are kept outside the state dict; the trainer calls :meth:`commit_grad_stats` exactly once
 after every backward, which all-reduces them across ranks (every rank must call it, even when it skips).
 """
@@ -108,8 +114,7 @@ class GradStatsMixin(nn.Module):
         # Signs no longer follow the targets after the regrouping, so |grad| is taken explicitly.
         na = self.anchors_per_location
         n, c = grad.shape
-        if n % na:
-            raise ValueError(f"{n} rows are not whole locations of {na} anchors")
+        self._check_whole_locations(n)
         read = grad.detach().float().reshape(n // na, na, c).transpose(1, 2).reshape(n, c).abs()
         rows, cols = (i.to(read.device) for i in pos_index)
         pos = torch.zeros(c, dtype=read.dtype, device=read.device).index_add_(0, cols, read[rows, cols])
@@ -160,26 +165,40 @@ class GradStatsMixin(nn.Module):
 
     def _positives_and_stats(self, logits, targets, pos_mask, normalizer, pos_index, row_weight=None):
         """For the focal-family kernel: (logits for the kernel, pos_index, whether it covers every non-zero
-        target, stats sink).
+        target, stats sink, stats regroup).
 
         When the positives for the statistics also cover the non-zero targets (given as pos_index, or the
-        default targets > 0), the kernel gathers the hook-mode statistics itself; otherwise (a pos_mask,
-        analytic mode, or the released layout) they are collected the generic way and the sink is None.
-        ``targets`` may be None (sparse targets) when pos_index is given and the mode is not analytic.
+        default targets > 0), the kernel gathers the hook-mode statistics itself, in either layout (the
+        regroup is :attr:`fused_stats_regroup`); otherwise (a pos_mask, or analytic mode) they are collected
+        the generic way and the sink is None. ``targets`` may be None (sparse targets) when pos_index is
+        given and the mode is not analytic.
 
         The kernel takes the logits in their own dtype and casts them chunk by chunk; only the generic
         collection, which reads the whole float32 gradient (hook) or float32 logits (analytic), gets a
         float32 copy of the [N, C] logits, so its statistics stay what they were.
         """
         covers = pos_index is not None or pos_mask is None
-        # The fused kernel gathers the per-class layout only; the released one needs the whole gradient.
-        if covers and self.grad_mode == "hook" and self.stats_layout == "per_class":
+        if covers and self.grad_mode == "hook":
             if pos_index is None:
                 pos_index = targets.detach().nonzero(as_tuple=True)
-            return logits, pos_index, True, self._fused_stats_sink(logits)
+            sink = self._fused_stats_sink(logits)
+            if sink is not None:
+                self._check_whole_locations(logits.shape[0])
+            return logits, pos_index, True, sink, self.fused_stats_regroup
         x = logits.float() if self._backward_follows(logits) else logits
         pos_index = self._collect_grad_stats(x, targets, pos_mask, normalizer, pos_index, row_weight)
-        return x, pos_index, covers, None
+        return x, pos_index, covers, None, 1
+
+    @property
+    def fused_stats_regroup(self):
+        """``stats_regroup`` for ``modulated_bce_sum``: na for the released layout, 1 for the per-class one
+        (with one anchor per location the released regrouping is the identity: the per-class kernel path)."""
+        return self.anchors_per_location if self.stats_layout == "released" else 1
+
+    def _check_whole_locations(self, n):
+        """The released layout regroups the rows in locations of na anchors: N must be a multiple of na."""
+        if self.stats_layout == "released" and n % self.anchors_per_location:
+            raise ValueError(f"{n} rows are not whole locations of {self.anchors_per_location} anchors")
 
     def _backward_follows(self, x):
         """Whether statistics are collected for this forward (not in eval, no_grad, or for frozen logits)."""

@@ -32,7 +32,7 @@ _CHUNK_ELEMENTS_GPU = 1 << 24  # GPUs have no page-fault cost (caching allocator
 
 class _ModulatedBCESum(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, gamma, weight, alpha, rows, cols, pos_targets, stats_sink, row_weight):
+    def forward(ctx, x, gamma, weight, alpha, rows, cols, pos_targets, stats_sink, row_weight, stats_regroup):
         # Everything is computed in float32, whatever the dtype of x (see modulated_bce_sum).
         neg_a = 1.0 if alpha is None else 1.0 - alpha
         pos_a = 1.0 if alpha is None else alpha
@@ -54,7 +54,10 @@ class _ModulatedBCESum(torch.autograd.Function):
         grad = torch.empty(x.shape, dtype=f32, device=x.device) if need_grad else None
         col_sums = x.new_zeros(c, dtype=f32)
         stats_sink = stats_sink if need_grad else None
-        neg_grad_cols = x.new_zeros(c, dtype=f32) if stats_sink is not None else None
+        regrouped = stats_sink is not None and stats_regroup > 1
+        neg_grad_cols = x.new_zeros(c, dtype=f32) if stats_sink is not None and not regrouped else None
+        # The released layout needs the |grad| column sums per anchor slot (row % na) instead: [na, C].
+        slot_grad = x.new_zeros(stats_regroup, c, dtype=f32) if regrouped else None
         grad_scale = weight.view(1, -1) * neg_a if weight is not None else neg_a
         for start in range(0, n, rows_per_chunk):
             xc = x[start:start + rows_per_chunk]
@@ -63,9 +66,12 @@ class _ModulatedBCESum(torch.autograd.Function):
             p, q, elem, p_pow = (b[:xc.shape[0]] for b in buffers)
             torch.sigmoid(xc, out=p)
             torch.neg(xc, out=q).sigmoid_()  # 1 - p, exact for large x
-            torch.log(q, out=elem).neg_()  # softplus(x)
+            # elem holds the negated terms (-softplus, then -loss): negation is exact and sign-symmetric in
+            # every product and sum below, so leaving it out (col_sums are negated once, at the end; the
+            # gradient subtracts) gives the same bits with one pass over the chunk fewer.
+            torch.log(q, out=elem)  # -softplus(x)
             if torch.is_tensor(gamma) or gamma != 2.0:
-                torch.sub(xc, elem, out=p_pow).mul_(gamma_row).exp_()  # exp(gamma * log p)
+                torch.add(xc, elem, out=p_pow).mul_(gamma_row).exp_()  # exp(gamma * log p)
             else:
                 torch.mul(p, p, out=p_pow)
             elem.mul_(p_pow)
@@ -77,12 +83,15 @@ class _ModulatedBCESum(torch.autograd.Function):
             if need_grad:
                 gc = grad[start:start + rows_per_chunk]
                 torch.mul(p_pow, p, out=gc)
-                gc.add_(elem.mul_(q).mul_(gamma_row)).mul_(grad_scale)
+                gc.sub_(elem.mul_(q).mul_(gamma_row)).mul_(grad_scale)
                 if rw is not None:
                     gc.mul_(rw[:, None])
-                if stats_sink is not None:  # while the chunk is in cache; every term here is >= 0
+                if slot_grad is not None:  # while the chunk is in cache; every term here is >= 0
+                    _add_slot_sums(slot_grad, gc, start)
+                elif stats_sink is not None:
                     neg_grad_cols += gc.sum(0)
         del buffers, x_chunk32
+        col_sums.neg_()
         loss = (col_sums * weight).sum() if weight is not None else col_sums.sum()
         loss = loss * neg_a
 
@@ -108,8 +117,14 @@ class _ModulatedBCESum(torch.autograd.Function):
                 grad[rows, cols] = general_grad
                 if stats_sink is not None:
                     negative_grad = neg_a * ws * ps.pow(gs) * (ps + gs * (1.0 - ps) * F.softplus(xs))
-                    neg_grad_cols.index_add_(0, cols, -negative_grad)
-        if stats_sink is not None:
+                    if slot_grad is not None:  # the dense pass summed the negative form: swap it for |general|
+                        slot_grad.view(-1).index_add_(0, (rows % stats_regroup) * c + cols,
+                                                      general_grad.abs() - negative_grad)
+                    else:
+                        neg_grad_cols.index_add_(0, cols, -negative_grad)
+        if slot_grad is not None:
+            ctx.stats = (_released_stats(grad, rows, cols, slot_grad), stats_sink)
+        elif stats_sink is not None:
             pos_grad_cols = x.new_zeros(c, dtype=f32)
             if rows.numel():
                 pos_grad_cols.index_add_(0, cols, general_grad.abs())
@@ -132,11 +147,60 @@ class _ModulatedBCESum(torch.autograd.Function):
             sink(stats * grad_output.abs())
         (grad,) = ctx.saved_tensors
         # Scaled in float32, then cast once: the same values as autograd through a float32 copy of x.
-        return grad.mul_(grad_output).to(ctx.x_dtype), None, None, None, None, None, None, None, None
+        return grad.mul_(grad_output).to(ctx.x_dtype), None, None, None, None, None, None, None, None, None
+
+
+def _add_slot_sums(slot_sums, chunk, start):
+    """``slot_sums[a] += `` the column sums of the chunk's rows in anchor slot ``a`` (global row ``r`` has
+    slot ``r % na``).
+
+    Args:
+        slot_sums: [na, C] float32 accumulator, updated in place.
+        chunk: [R, C] float32 rows ``start .. start + R - 1`` of the gradient. The chunk size need not be a
+            multiple of na (so the chunking, and the loss, stay those of the per-class layout): the rows of
+            whole locations are summed in one pass as [R', na * C], the at most 2 (na - 1) rows of partial
+            locations at its ends one by one (single rows: too small for a parallel pass).
+        start: the global index of the chunk's first row.
+    """
+    na, c = slot_sums.shape
+    rows = chunk.shape[0]
+    lead = min((-start) % na, rows)  # rows before the chunk's first whole location
+    whole = (rows - lead) // na * na
+    if whole:
+        slot_sums.view(-1).add_(chunk[lead:lead + whole].reshape(-1, na * c).sum(0))
+    for j in list(range(lead)) + list(range(lead + whole, rows)):
+        slot_sums[(start + j) % na] += chunk[j]
+
+
+def _released_stats(grad, rows, cols, slot_abs_sums):
+    """The released collector's statistic (``stats_layout="released"``, see ``grad_stats``) without a
+    regrouped copy of the gradient.
+
+    The collector reads each location's [na, C] block of rows as if it were laid out [C, na]: its element
+    (anchor a', class c') is the true element (anchor k % na, class k // na), k = a' * C + c'. So
+
+    - its column sums are those of the per-slot |grad| sums read the same way: ``S.t().reshape(na, C).sum(0)``;
+    - its positive (row, class) elements are P gathers from the gradient at the mapped positions.
+
+    Args:
+        grad: [N, C] float32 gradient (unscaled by the incoming grad_output), rows in locations of na.
+        rows, cols: [P] positives (row, class), as the collector's one-hot targets.
+        slot_abs_sums: [na, C] float32, S[a, c] = sum over the rows r with r % na == a of |grad[r, c]|.
+    Returns:
+        [2, C] float32: per class, the sums of |grad| as read over the positives and over all others.
+    """
+    na, c = slot_abs_sums.shape
+    read_cols = slot_abs_sums.t().reshape(na, c).sum(0)
+    pos = grad.new_zeros(c)
+    if rows.numel():
+        slot = rows % na
+        k = slot * c + cols
+        pos.index_add_(0, cols, grad[rows - slot + k % na, k // na].abs())
+    return torch.stack([pos, (read_cols - pos).clamp_(min=0)])
 
 
 def modulated_bce_sum(x, y, gamma=2.0, weight=None, alpha=None, pos_index=None, index_covers_targets=False,
-                      stats_sink=None, row_weight=None, pos_targets=None):
+                      stats_sink=None, row_weight=None, pos_targets=None, stats_regroup=1):
     """sum_ij a_ij * w_j * |y_ij - sigmoid(x_ij)|^gamma_j * BCE(x_ij, y_ij) (see the module docstring).
 
     The targets come either dense (``y``) or sparse (``y=None``, ``pos_index`` and ``pos_targets``: the
@@ -160,6 +224,9 @@ def modulated_bce_sum(x, y, gamma=2.0, weight=None, alpha=None, pos_index=None, 
         row_weight: None or [N] non-negative per-row factor on every element of the row (loss, gradient
             and statistics alike); not differentiated.
         pos_targets: with ``y=None``, the [P] targets at pos_index, in [0, 1]; not differentiated.
+        stats_regroup: 1 for the per-class statistics; na > 1 for the released layout's (``grad_stats``):
+            the rows come in locations of na anchors, each read as [class][anchor]. The sink then receives
+            the sums over the regrouped gradient, still without a pass over [N, C] of its own.
     Returns:
         float32 scalar. Backward gives the closed-form gradient with respect to x only, in x's dtype.
     """
@@ -191,4 +258,8 @@ def modulated_bce_sum(x, y, gamma=2.0, weight=None, alpha=None, pos_index=None, 
             pos_index = y.nonzero(as_tuple=True)
         rows, cols = pos_index
         pos_targets = y[rows, cols].to(f32)
-    return _ModulatedBCESum.apply(x, gamma, weight, alpha, rows, cols, pos_targets, stats_sink, row_weight)
+    stats_regroup = int(stats_regroup)
+    if stats_regroup < 1 or (stats_sink is not None and x.shape[0] % stats_regroup):
+        raise ValueError(f"{x.shape[0]} rows are not whole locations of {stats_regroup} anchors")
+    return _ModulatedBCESum.apply(x, gamma, weight, alpha, rows, cols, pos_targets, stats_sink, row_weight,
+                                  stats_regroup)
