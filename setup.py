@@ -1,10 +1,13 @@
-"""pip install .  /  pip install -e .  (the package is ``yolox``).
+"""pip install .  /  pip install -e .  (the package is ``yolox``; its dataset generator is ``synthetic_lt``).
 
 The wheel also ships the command-line tools as ``yolox.tools`` (from ``tools/``) and the default experiments
 as ``yolox.exp.default`` (from ``exps/default/``), so that an install runs them as upstream YOLOX does:
 
     python -m yolox.tools.train -n yolox-s -d 1 -b 8
     python -m yolox.tools.eval -n yolox-s -c yolox_s.pth
+
+It ships the synthetic long-tailed dataset generator of tools/make_lt_dataset.py, quickstart.py and
+lt_benchmark.py as the top-level package ``synthetic_lt``.
 
 Optional extra ``export``: onnxsim (simplifies tools/export_onnx.py's graph) and OpenVINO (runs the export
 in tools/onnx_inference.py --runtime openvino): ``pip install '.[export]'`` or
@@ -29,6 +32,8 @@ def read_requirements(name):
 # exps/default/*.py as yolox/exp/default/*.py. (In a checkout yolox/tools/__init__.py points the package at
 # tools/ instead; that file is not shipped.)
 PACKAGE_DIRS = {"yolox.tools": "tools", "yolox.exp.default": "exps/default"}
+# The detector, and the dataset generator the tools use (a top-level package of its own).
+PACKAGES = ["yolox", "yolox.*", "synthetic_lt", "synthetic_lt.*"]
 
 setup(
     name="yolox-lt",
@@ -37,7 +42,7 @@ setup(
     long_description=(here / "README.md").read_text() if (here / "README.md").exists() else "",
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
-    packages=sorted(set(find_packages(include=["yolox", "yolox.*"])) | set(PACKAGE_DIRS)),
+    packages=sorted(set(find_packages(include=PACKAGES)) | set(PACKAGE_DIRS)),
     package_dir=PACKAGE_DIRS,
     package_data={"yolox.data": ["*.json"]},
     install_requires=read_requirements("requirements.txt"),

@@ -51,7 +51,7 @@ def run_worker(args):
 
     import numpy as np
 
-    from yolox.data.lt_generator import generate_lt_dataset, preset_spec
+    from synthetic_lt import generate_lt_dataset, preset_spec
     from yolox.exp import get_exp
 
     exp = get_exp(str(QUICK_EXP))

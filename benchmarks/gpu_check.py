@@ -172,7 +172,7 @@ def run_throughput(args, device, out_dir, save=lambda results: None):
 
 def efl_statistics(model):
     loss = model.head.cls_loss
-    gamma = loss.gamma_per_class() if hasattr(loss, "gamma_per_class") else None
+    gamma = loss.gamma_per_class()
     return {k: v.detach().float().cpu().clone() for k, v in  # clone: on the CPU .cpu() is the buffer itself
             (("pos_grad", loss.pos_grad), ("neg_grad", loss.neg_grad), ("pos_neg", loss.pos_neg), ("gamma", gamma))
             if v is not None}

@@ -5,6 +5,7 @@
     python tools/eval.py -f exps/yolox_m_eqfl_lvis.py -c best_ckpt.pth -d 8 --test   # test-dev detections file
     python tools/eval.py -n yolox-s -c yolox_s.pth -b 1 --speed --fuse --fp16       # timing only, no AP
     python tools/eval.py -f exps/yolox_m_eqfl_lvis.py -c best_ckpt.pth -d 8 --fixed-ap  # + LVIS AP^Fixed
+    python tools/eval.py -f exps/yolox_m_eqfl_lvis.py -c best_ckpt.pth -d 8 --fixed-ap --pooled-ap  # + AP^Pool
 
 The checkpoint must fit the experiment's model (every tensor, with its shape); ``--allow-partial-ckpt``
 evaluates whatever matches instead. ``--test`` runs the detector on the test split (``exp.test_ann``,
@@ -54,8 +55,12 @@ def make_parser():
                         help="LVIS only: also report AP^Fixed (Dave et al. 2021; no per-image cap, per class its "
                              "--fixed-ap-topk best detections over the split, no score threshold) beside the "
                              "standard table, from the same forward passes")
+    parser.add_argument("--pooled-ap", dest="pooled_ap", default=False, action="store_true",
+                        help="LVIS only: also report AP^Pool (Dave et al. 2021; the --fixed-ap detections of all "
+                             "classes ranked together, and of each frequency group), from the same pass as "
+                             "--fixed-ap (run without it, that pass runs for AP^Pool alone)")
     parser.add_argument("--fixed-ap-topk", dest="fixed_ap_topk", default=10000, type=int,
-                        help="detections kept per class for --fixed-ap (10000 for LVIS v1 val)")
+                        help="detections kept per class for --fixed-ap / --pooled-ap (10000 for LVIS v1 val)")
     parser.add_argument("--device", type=str, default="auto", choices=["auto", "cpu", "cuda", "gpu"])
     parser.add_argument("opts", default=None, nargs=argparse.REMAINDER, help="overrides: key value ...")
     return parser
@@ -166,8 +171,8 @@ def main(args):
             logger.info(f"test-split detections written to {path}; submit them to the evaluation server")
         return
     evaluator = exp.get_evaluator(args.batch_size, is_distributed, False, args.legacy)
-    if args.fixed_ap:
-        evaluator.configure_fixed_ap(True, topk=args.fixed_ap_topk)
+    if args.fixed_ap or args.pooled_ap:
+        evaluator.configure_fixed_ap(args.fixed_ap, topk=args.fixed_ap_topk, pooled=args.pooled_ap)
     *_, summary = exp.eval(model, evaluator, is_distributed, half)
     if rank == 0:
         logger.info("\n" + summary)
@@ -182,11 +187,12 @@ def cli(args):
         raise YOLOXError("--legacy: this project has no legacy preprocessing (upstream's RGB, /255, mean/std inputs "
                          "of checkpoints from before YOLOX 0.1.0); its models take BGR 0-255 images: drop --legacy")
     exp = build_exp(args)  # fail fast on a bad exp or override
-    if args.fixed_ap:
+    if args.fixed_ap or args.pooled_ap:
+        flag = "--fixed-ap" if args.fixed_ap else "--pooled-ap"
         if getattr(exp, "dataset_format", None) != "lvis":
-            raise YOLOXError("--fixed-ap is an LVIS metric: the experiment's dataset_format is not 'lvis'")
+            raise YOLOXError(f"{flag} is an LVIS metric: the experiment's dataset_format is not 'lvis'")
         if args.speed or args.test:
-            raise YOLOXError("--fixed-ap scores the validation split: drop --speed / --test")
+            raise YOLOXError(f"{flag} scores the validation split: drop --speed / --test")
         if args.fixed_ap_topk < 1:
             raise YOLOXError(f"--fixed-ap-topk must be >= 1, got {args.fixed_ap_topk}")
     if args.num_machines > 1 and args.dist_url in (None, "auto"):

@@ -134,7 +134,7 @@ def group_medians(fractions, frequency):
 
 
 def imbalance(args):
-    from yolox.data.lt_generator import load_lvis_categories
+    from yolox.data.lvis_categories import load_lvis_categories
 
     exp = build_exp(args)
     if exp.anchor_scales is None:

@@ -50,7 +50,7 @@ def make_parser():
     parser = argparse.ArgumentParser("YOLOX-LT long-tail benchmark (Table 1 on a generated dataset)")
     parser.add_argument("--preset", default="benchmark",
                         help="dataset preset generated when --data-dir holds no dataset (default benchmark; the "
-                             "presets of yolox.data.lt_generator.LT_PRESETS)")
+                             "presets of synthetic_lt.LT_PRESETS)")
     parser.add_argument("--data-dir", default=None,
                         help="dataset folder (default: datasets/lt_proxy for the benchmark preset, else "
                              "datasets/lt_proxy_<preset>)")
@@ -109,7 +109,7 @@ def learned_gammas(exp, ckpt_path):
     if "head.cls_loss.pos_neg" not in state:
         return None
     loss = exp.get_cls_loss()
-    if not hasattr(loss, "gamma_per_class"):
+    if loss.gamma_per_class() is None:  # EQLv2: statistics without a focusing factor
         return None
     loss.load_state_dict({k.split("head.cls_loss.", 1)[1]: v for k, v in state.items() if k.startswith("head.cls_loss.")})
     return {"gamma": [float(g) for g in loss.gamma_per_class()],
@@ -302,7 +302,7 @@ def torch_version():
 def check_arguments(args):
     """Every check that can fail before the dataset is generated: the preset, the variants' exp files, and the
     overrides (parsed and type-checked against every variant's experiment). Raises YOLOXError."""
-    from yolox.data.lt_generator import LT_PRESETS
+    from synthetic_lt import LT_PRESETS
     from yolox.exp import get_exp
     from yolox.utils import YOLOXError
 
@@ -322,7 +322,7 @@ def check_arguments(args):
 
 def prepare_data(args, exp_file):
     """The dataset folder and its class count; generates the preset there if it holds no dataset."""
-    from yolox.data.lt_generator import format_group_summary, generate_lt_dataset, preset_spec
+    from synthetic_lt import format_group_summary, generate_lt_dataset, preset_spec
     from yolox.exp import get_exp
 
     exp = get_exp(str(exp_file))

@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from loguru import logger  # noqa: E402
 
-from yolox.data.lt_generator import LT_PRESETS, LTDatasetSpec, format_group_summary, generate_lt_dataset  # noqa: E402
+from synthetic_lt import LT_PRESETS, LTDatasetSpec, format_group_summary, generate_lt_dataset  # noqa: E402
+
 
 def make_parser():
     parser = argparse.ArgumentParser("make a synthetic long-tailed LVIS/COCO-format dataset")

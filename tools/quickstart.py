@@ -142,7 +142,7 @@ def main():
     print("YOLOX-LT quickstart: a small long-tailed dataset, YOLOX-nano + EFL trained on it "
           f"({args.device}), its AP / APr / APc / APf and a picture of its detections.", flush=True)
     stage(1, "dataset (loading PyTorch first: the first import after installing can take a minute)")
-    from yolox.data.lt_generator import format_group_summary, generate_lt_dataset, preset_spec
+    from synthetic_lt import format_group_summary, generate_lt_dataset, preset_spec
     from yolox.exp import get_exp
 
     exp = get_exp(str(ROOT / EXP_FILE))

@@ -1,7 +1,9 @@
-"""AP^Fixed (yolox.evaluators.fixed_ap): a hand-made case with known numbers, the reference's rules
-re-enacted on real LVIS annotations against the official lvis-api with its per-image limit lifted, the
-streaming per-class top-k against the plain cut, and the evaluator's pass end to end."""
+"""AP^Fixed and AP^Pool (yolox.evaluators.fixed_ap): hand-made cases with known numbers, the reference's
+rules re-enacted on real LVIS annotations against the official lvis-api with its per-image limit lifted
+(AP^Pool: the official matching, pooled by the test), the streaming per-class top-k against the plain cut,
+and the evaluator's pass end to end."""
 import copy
+import importlib.util
 import json
 import math
 import os
@@ -18,11 +20,13 @@ from test_fast_lvis import assert_same_metrics, det, federated_detections, offic
 
 from yolox.evaluators import LVISEvaluator, TopKPerClass, fixed_ap_eval, lvis_bbox_eval, topk_per_class
 from yolox.evaluators.detection_gather import detections_to_coco, run_detector
-from yolox.evaluators.fixed_ap import federated_mask, uncapped_postprocess_fn
+from yolox.evaluators.fixed_ap import (federated_mask, fixed_and_pooled_ap_eval, pooled_ap_eval,
+                                      uncapped_postprocess_fn)
 from yolox.evaluators.lvis_evaluator import lvis_eval_per_category
 from yolox.utils import multilabel_postprocess
 
-SHARED_LVIS = Path(__file__).resolve().parents[1] / "assets" / "lvis_v0.5_val_100.json"
+REPO = Path(__file__).resolve().parents[2]
+SHARED_LVIS = REPO / "tests" / "assets" / "lvis_v0.5_val_100.json"
 
 # --------------------------------------------------------------------------- hand-made case
 # Boxes either equal a ground truth (IoU 1: a true positive at every IoU threshold) or miss every one, so
@@ -75,6 +79,87 @@ def test_hand_made_case_per_image_cap_versus_fixed():
     assert fixed == pytest.approx(lvis_bbox_eval(gt, results, max_dets=-1), nan_ok=True)
 
 
+def test_hand_made_case_pooled():
+    """One ranking over both classes: TP .9, FP .8, FP .7, TP .6 (cup), TP .5 (yak); the yak detection on
+    image 3 (.95) is not evaluated. Recall 1/3, 1/3, 1/3, 2/3, 1 and precision made non-increasing from the
+    right 1, .6, .6, .6, .6: 34 recall points at 1, 67 at .6 - below the mean of per-class APs."""
+    gt, results = hand_gt(), hand_results()
+    fixed, _, pooled = fixed_and_pooled_ap_eval(gt, results, topk=10)
+    assert pooled["AP"] == pytest.approx((34 + 67 * 0.6) / 101, abs=1e-12)
+    assert fixed["AP"] == pytest.approx((CUP_ALL + 1.0) / 2, abs=1e-12)  # per-class mean, as before
+    assert (pooled["APf"], pooled["APr"]) == pytest.approx((CUP_ALL, 1.0), abs=1e-12)  # one class per pool
+    assert math.isnan(pooled["APc"])
+
+
+# A second case for the pooled rules: categories A (frequent), B (rare), C (common); image 1 annotates A
+# and B (B not exhaustively) and lists C as negative; image 2 annotates C only.
+GA, GB, GC = [10, 10, 50, 50], [100, 100, 50, 50], [200, 200, 60, 60]
+
+
+def pool_gt():
+    images = [{"id": 1, "height": 600, "width": 600, "neg_category_ids": [3], "not_exhaustive_category_ids": [2]},
+              {"id": 2, "height": 600, "width": 600, "neg_category_ids": [], "not_exhaustive_category_ids": []}]
+    anns = [{"id": i + 1, "image_id": img, "category_id": cat, "bbox": box, "area": box[2] * box[3]}
+            for i, (img, cat, box) in enumerate([(1, 1, GA), (1, 2, GB), (2, 3, GC)])]
+    cats = [{"id": 1, "name": "a", "frequency": "f"}, {"id": 2, "name": "b", "frequency": "r"},
+            {"id": 3, "name": "c", "frequency": "c"}]
+    return {"images": images, "annotations": anns, "categories": cats}
+
+
+def pool_results(c_scale=1.0):
+    return [det(2, 1, MISS[0], 0.95),  # A on image 2: not evaluated there, yet takes one of A's places
+            det(1, 1, GA, 0.9),  # TP
+            det(2, 3, MISS[0], 0.9 * c_scale),  # FP; ties with the TP above: image 1 ranks first
+            det(1, 2, MISS[1], 0.8),  # B is not exhaustive on image 1: an unmatched B is ignored
+            det(1, 3, MISS[1], 0.6 * c_scale),  # FP (C is negative on image 1); ties with B's TP below,
+            det(1, 2, GB, 0.6),  # which ranks first: same image, lower category id
+            det(2, 3, GC, 0.5 * c_scale)]  # TP
+
+
+@pytest.mark.parametrize("topk, c_scale, pooled, per_class", [
+    # TP FP TP FP TP: precision 1 .5 .67 .5 .6 at recall 1/3 1/3 2/3 2/3 1 -> 34 points 1, 33 at 2/3, 34 at .6.
+    # Per class: A 1, B 1 (its miss ignored), C 1/3 (FP FP TP).
+    (10, 1.0, (34 + 33 * 2 / 3 + 34 * 0.6) / 101, (1.0, 1.0, 1 / 3)),
+    # C's scores x 0.1 (per-class rankings unchanged): TP TP FP FP TP -> 67 points at 1, 34 at .6.
+    (10, 0.1, (67 + 34 * 0.6) / 101, (1.0, 1.0, 1 / 3)),
+    # Two per class: C loses its TP, A keeps its TP beside the unevaluated .95: TP FP TP FP, recall 2/3 at most.
+    (2, 1.0, (34 + 33 * 2 / 3) / 101, (1.0, 1.0, 0.0)),
+    # One per class: A's place goes to the unevaluated .95, B's to the ignored miss, C's to an FP.
+    (1, 1.0, 0.0, (0.0, 0.0, 0.0)),
+])
+def test_pooled_rules_hand_made(topk, c_scale, pooled, per_class):
+    gt, results = pool_gt(), pool_results(c_scale)
+    fixed, rows, got = fixed_and_pooled_ap_eval(gt, results, topk=topk)
+    assert got["AP"] == pytest.approx(pooled, abs=1e-12)
+    a, b, c = per_class
+    assert [r["AP"] for r in rows] == pytest.approx([a, b, c], abs=1e-12)
+    assert fixed["AP"] == pytest.approx((a + b + c) / 3, abs=1e-12)
+    # A pool of one category is that category's AP.
+    assert (got["APf"], got["APr"], got["APc"]) == pytest.approx((a, b, c), abs=1e-12)
+    assert pooled_ap_eval(gt, results, topk=topk) == got
+
+
+def test_pooled_ties_follow_image_then_category():
+    """Swapping the ids of the tied pairs flips the order of TP and FP at equal scores: the numbers move
+    to the ones a different order gives (here both ties resolved FP first)."""
+    gt, results = pool_gt(), pool_results()
+    for img in gt["images"]:  # image 1 <-> 2
+        img["id"] = 3 - img["id"]
+    for ann in gt["annotations"] + results:
+        ann["image_id"] = 3 - ann["image_id"]
+    for ann in gt["annotations"] + results:  # category 2 <-> 3
+        ann["category_id"] = {1: 1, 2: 3, 3: 2}[ann["category_id"]]
+    for img in gt["images"]:
+        img["neg_category_ids"] = [{2: 3, 3: 2}[c] for c in img["neg_category_ids"]]
+        img["not_exhaustive_category_ids"] = [{2: 3, 3: 2}[c] for c in img["not_exhaustive_category_ids"]]
+    for cat in gt["categories"]:
+        cat["id"] = {1: 1, 2: 3, 3: 2}[cat["id"]]
+    # FP .9 (image 1 now), TP .9, ignored .8, FP .6 (category 2 now), TP .6, TP .5:
+    # precision 0 .5 .33 .5 .6 at recall 0 1/3 1/3 2/3 1 -> non-increasing from the right .6 everywhere.
+    got = pooled_ap_eval(gt, results, topk=10)
+    assert got["AP"] == pytest.approx(0.6, abs=1e-12)
+
+
 def test_topk_per_class_is_a_stable_cut():
     results = [det(1, 5, [0, 0, 1, 1], s) for s in (0.3, 0.5, 0.5, 0.1)] + [det(2, 6, [0, 0, 1, 1], 0.2)]
     for i, r in enumerate(results):
@@ -122,12 +207,73 @@ def test_equals_reference_procedure_when_classes_are_cut(lvis_api, topk):
     results = heavy_detections(gt, seed=topk, decimals=1)
     counts = np.unique([r["category_id"] for r in results], return_counts=True)[1]
     assert (counts > topk).sum() > 20
+    _, expected = official_eval(lvis_api, SHARED_LVIS, reference_cut(results, topk), max_dets=-1)
+    assert_same_metrics(fixed_ap_eval(SHARED_LVIS, results, topk=topk), expected)
+
+
+def reference_cut(results, topk):
+    """The reference's per-category cut: each category's results by descending score (stable), the first k."""
     by_cat = {}
     for r in results:
         by_cat.setdefault(r["category_id"], []).append(r)
-    reference = [a for anns in by_cat.values() for a in sorted(anns, key=lambda a: a["score"], reverse=True)[:topk]]
-    _, expected = official_eval(lvis_api, SHARED_LVIS, reference, max_dets=-1)
-    assert_same_metrics(fixed_ap_eval(SHARED_LVIS, results, topk=topk), expected)
+    return [a for anns in by_cat.values() for a in sorted(anns, key=lambda a: a["score"], reverse=True)[:topk]]
+
+
+def official_pooled(lvis_api, gt_path, results):
+    """AP^Pool the reference's way, on results already cut: the official lvis-api matching per (image,
+    category) with no per-image limit and area "all" only; then per pool its (image, category) entries,
+    images outermost and categories within, their detections in one list sorted by descending score
+    (stable), and one precision-recall curve over the pool's counted ground truth. The precision at each
+    of the 101 recall points is the best precision reached at that recall or beyond (0 if never reached);
+    AP is the mean over recall points and IoU thresholds."""
+    gt = lvis_api.LVIS(str(gt_path))
+    ev = lvis_api.LVISEval(gt, lvis_api.LVISResults(gt, copy.deepcopy(results), max_dets=-1), "bbox")
+    ev.params.max_dets = -1
+    ev.params.area_rng, ev.params.area_rng_lbl = ev.params.area_rng[:1], ev.params.area_rng_lbl[:1]
+    ev.evaluate()
+    num_img, cat_ids = len(ev.params.img_ids), ev.params.cat_ids
+    freq = [c["frequency"] for c in gt.load_cats(cat_ids)]
+    out = {}
+    for key, groups in (("AP", "rcf"), ("APr", "r"), ("APc", "c"), ("APf", "f")):
+        entries = [ev.eval_imgs[k * num_img + i] for i in range(num_img) for k in range(len(cat_ids))
+                   if freq[k] in groups]
+        entries = [e for e in entries if e is not None]
+        num_gt = sum(int(np.sum(e["gt_ignore"] == 0)) for e in entries)
+        if num_gt == 0:
+            out[key] = math.nan
+            continue
+        order = np.argsort(-np.concatenate([np.asarray(e["dt_scores"], float) for e in entries]), kind="stable")
+        matched = np.concatenate([e["dt_matches"] for e in entries], axis=1)[:, order] > 0
+        ignored = np.concatenate([e["dt_ignore"] for e in entries], axis=1)[:, order].astype(bool)
+        values = []
+        for t in range(matched.shape[0]):
+            tp = np.cumsum(matched[t] & ~ignored[t])
+            fp = np.cumsum(~matched[t] & ~ignored[t])
+            recall = tp / num_gt
+            precision = np.divide(tp, tp + fp, out=np.zeros(tp.size), where=tp + fp > 0)
+            for point in np.linspace(0.0, 1.0, 101):
+                reached = precision[recall >= point]
+                values.append(reached.max() if reached.size else 0.0)
+        out[key] = float(np.mean(values))
+    return out
+
+
+@pytest.mark.parametrize("topk", [4, 1000])
+def test_pooled_equals_reference_procedure(lvis_api, topk):
+    """Per-category cut, official matching, pooled as the reference does (scores rounded to one decimal: ties
+    across images and categories everywhere); the Fixed numbers of the same call are lvis-api's."""
+    gt = json.loads(SHARED_LVIS.read_text())
+    results = heavy_detections(gt, seed=11 + topk, decimals=1)
+    cut = reference_cut(results, topk)
+    expected = official_pooled(lvis_api, SHARED_LVIS, cut)
+    fixed, _, pooled = fixed_and_pooled_ap_eval(SHARED_LVIS, results, topk=topk)
+    assert set(pooled) == set(expected)
+    for key in expected:
+        assert pooled[key] == pytest.approx(expected[key], abs=1e-12, nan_ok=True), key
+    assert sum(not math.isnan(v) for v in pooled.values()) >= 3 and pooled["AP"] > 0.05
+    assert abs(pooled["AP"] - fixed["AP"]) > 1e-3  # pooling is not the per-class mean here
+    _, official_fixed = official_eval(lvis_api, SHARED_LVIS, cut, max_dets=-1)
+    assert_same_metrics(fixed, official_fixed)
 
 
 # --------------------------------------------------------------------------- streaming top-k
@@ -232,9 +378,56 @@ def test_evaluator_fixed_ap_pass(tmp_path):
     assert "AP^Fixed" in summary and (out_dir / "lvis_per_category_ap_fixed.csv").is_file()
 
 
+def test_evaluator_pooled_ap_alone_runs_the_pass(tmp_path):
+    """pooled_ap=True without fixed_ap: the top-k pass runs, AP^Pool equals pooled_ap_eval of the uncapped,
+    unthresholded detections, and no AP^Fixed is reported; with both, both come from the one pass."""
+    json_file = write_gt(tmp_path, lvis_style=True)
+    model = TablePredictor(prediction_table(other_prob=0.05))
+    uncapped, _ = run_detector(model.eval(), make_loader(json_file), multilabel_postprocess, 3, 0.0, 0.65, IMG_SIZE,
+                               [10, 20, 30])
+    coco = detections_to_coco({i: uncapped[i] for i in sorted(uncapped)})
+    expected_fixed, _, expected = fixed_and_pooled_ap_eval(json_file, coco, topk=4)
+    assert abs(expected["AP"] - expected_fixed["AP"]) > 1e-3
+
+    alone = LVISEvaluator(make_loader(json_file), IMG_SIZE, confthre=0.001, nmsthre=0.65, num_classes=3, max_dets=4,
+                          output_dir=str(tmp_path / "alone"), pooled_ap=True, fixed_ap_topk=4)
+    _, _, summary = alone.evaluate(model)
+    m = alone.last_metrics
+    assert "fixed_ap" not in m and m["pooled_ap"].pop("classes_at_topk") == 3
+    assert m["pooled_ap"] == pytest.approx(expected, rel=0, abs=0, nan_ok=True)
+    assert "AP^Pool" in summary and "AP^Fixed" not in summary
+    assert not (tmp_path / "alone" / "lvis_per_category_ap_fixed.csv").exists()
+
+    both = LVISEvaluator(make_loader(json_file), IMG_SIZE, confthre=0.001, nmsthre=0.65, num_classes=3, max_dets=4)
+    both.configure_fixed_ap(True, topk=4, pooled=True)
+    _, _, summary = both.evaluate(model)
+    m = both.last_metrics
+    assert {k: m["pooled_ap"][k] for k in expected} == pytest.approx(expected, rel=0, abs=0, nan_ok=True)
+    assert_same_metrics({k: m["fixed_ap"][k] for k in expected_fixed}, expected_fixed)
+    assert_same_metrics(expected_fixed, fixed_ap_eval(json_file, coco, topk=4))  # the per-category path agrees
+    assert "AP^Pool" in summary and "AP^Fixed" in summary
+
+
+def _load_eval_tool():
+    spec = importlib.util.spec_from_file_location("eval_tool", REPO / "tools" / "eval.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_eval_tool_pooled_flag():
+    from yolox.utils import YOLOXError
+
+    tool = _load_eval_tool()
+    args = tool.make_parser().parse_args(["-n", "yolox-s", "--pooled-ap"])
+    assert args.pooled_ap and not args.fixed_ap and args.fixed_ap_topk == 10000
+    with pytest.raises(YOLOXError, match="--pooled-ap is an LVIS metric"):
+        tool.cli(args)
+
+
 def _fixed_evaluator(json_file, distributed=False):
     return LVISEvaluator(make_loader(json_file, distributed), IMG_SIZE, confthre=0.001, nmsthre=0.65, num_classes=3,
-                         max_dets=4, fixed_ap=True, fixed_ap_topk=3)
+                         max_dets=4, fixed_ap=True, fixed_ap_topk=3, pooled_ap=True)
 
 
 def _distributed_worker(rank, world_size, tmp_dir, json_file):
@@ -251,16 +444,19 @@ def _distributed_worker(rank, world_size, tmp_dir, json_file):
 
 
 def test_two_process_gloo_equals_single_process(tmp_path):
-    """5 images on 2 ranks (rank 1 padded with image 0 again): the same AP^Fixed as one process."""
+    """5 images on 2 ranks (rank 1 padded with image 0 again): the same AP^Fixed and AP^Pool as one process."""
     json_file = write_gt(tmp_path, lvis_style=True)
     mp.spawn(_distributed_worker, args=(2, str(tmp_path), json_file), nprocs=2, join=True)
     single = _fixed_evaluator(json_file)
     single.evaluate(TablePredictor(prediction_table(other_prob=0.05)))
-    expected = single.last_metrics["fixed_ap"]
+    expected, expected_pooled = single.last_metrics["fixed_ap"], single.last_metrics["pooled_ap"]
+    assert not math.isnan(expected_pooled["AP"])
     for r in range(2):
         with open(tmp_path / f"rank{r}.pkl", "rb") as f:
-            got = pickle.load(f)["fixed_ap"]
+            metrics = pickle.load(f)
+        got, got_pooled = metrics["fixed_ap"], metrics["pooled_ap"]
         assert got.pop("per_category") == pytest.approx(expected["per_category"], nan_ok=True)
         assert_same_metrics({k: got[k] for k in got if k != "classes_at_topk"},
                             {k: v for k, v in expected.items() if k not in ("per_category", "classes_at_topk")})
         assert got["classes_at_topk"] == expected["classes_at_topk"]
+        assert got_pooled == pytest.approx(expected_pooled, rel=0, abs=0, nan_ok=True)

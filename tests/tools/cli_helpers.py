@@ -43,7 +43,7 @@ def write_exp(path, data, output_dir, fmt="coco", extra=""):
 
 
 def make_dataset(root, fmt):
-    from yolox.data.lt_generator import LTDatasetSpec, generate_lt_dataset
+    from synthetic_lt import LTDatasetSpec, generate_lt_dataset
 
     spec = LTDatasetSpec(num_classes=4, num_train_images=8, num_val_images=4, image_size=(96, 96),
                          max_objects_per_image=3, min_object_size=16, max_object_size=40,

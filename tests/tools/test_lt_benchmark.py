@@ -107,7 +107,8 @@ def test_lvis60_preset_spreads_class_shares_like_lvis():
     class in exactly its number of training images, the head in up to 30% of the images."""
     import numpy as np
 
-    from yolox.data.lt_generator import frequency_group, group_sizes, log_spaced_image_counts, plan_lt_dataset, preset_spec
+    from synthetic_lt import group_sizes, log_spaced_image_counts, plan_lt_dataset, preset_spec
+    from yolox.data.lvis_categories import frequency_group
 
     assert log_spaced_image_counts({"r": 3, "c": 0, "f": 2}, {"r": (1, 9), "c": (11, 80), "f": (100, 400)}) == (
         1, 3, 9, 100, 400)

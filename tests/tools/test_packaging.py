@@ -34,7 +34,8 @@ def _setup_kwargs():
 
     def find_packages(include=()):
         found = []
-        for init in sorted(ROOT.glob("yolox/**/__init__.py")):
+        tops = sorted({p.split(".")[0] for p in include})
+        for init in sorted(init for top in tops for init in ROOT.glob(f"{top}/**/__init__.py")):
             name = ".".join(init.parent.relative_to(ROOT).parts)
             if any(name == p or (p.endswith(".*") and name.startswith(p[:-1])) for p in include):
                 found.append(name)
@@ -60,6 +61,7 @@ def test_setup_ships_the_tools_and_the_default_experiments():
     kwargs = _setup_kwargs()
     packages = kwargs["packages"]
     assert {"yolox", "yolox.tools", "yolox.exp", "yolox.exp.default", "yolox.models", "yolox.utils"} <= set(packages)
+    assert "synthetic_lt" in packages
     assert kwargs["package_dir"] == {"yolox.tools": "tools", "yolox.exp.default": "exps/default"}
     extra = kwargs["extras_require"]["export"]
     assert any(r.startswith("onnxsim") for r in extra) and any(r.startswith("openvino") for r in extra)
@@ -96,7 +98,7 @@ def wheel(tmp_path_factory):
     src.mkdir()
     for name in ("setup.py", "README.md", "requirements.txt", "requirements-optional.txt"):
         shutil.copy(ROOT / name, src / name)
-    for name in ("yolox", "tools", "exps"):
+    for name in ("yolox", "synthetic_lt", "tools", "exps"):
         shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     # setuptools comes from the package index (pip's build isolation): this environment's may not import
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", ".", "-w", str(work / "dist")],
@@ -118,6 +120,7 @@ def test_the_wheel_holds_yolox_tools_and_yolox_exp_default(wheel):
     # the checkout's redirect is not shipped: there yolox.tools is the tools themselves
     assert "yolox/tools/__init__.py" not in names
     assert "yolox/data/lvis_v1_categories.json" in names
+    assert {"synthetic_lt/__init__.py", "synthetic_lt/writing.py", "yolox/data/lvis_categories.py"} <= names
     metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     assert "Provides-Extra: export" in metadata and 'onnxsim>=0.4.36; extra == "export"' in metadata
 
@@ -138,6 +141,17 @@ def test_the_installed_wheel_runs_its_tools_outside_the_checkout(installed_wheel
     for tool in ("train", "eval", "export_torchscript"):
         proc = _python("-m", f"yolox.tools.{tool}", "--help", cwd=tmp_path, env=env)
         assert proc.returncode == 0 and proc.stdout.startswith("usage:"), proc.stderr[-2000:]
+
+
+def test_the_installed_wheel_generates_a_dataset_outside_the_checkout(installed_wheel, tmp_path):
+    """The generator ships as synthetic_lt, with the LVIS categories it samples from."""
+    env = {"PYTHONPATH": str(installed_wheel)}
+    proc = _python("-m", "yolox.tools.make_lt_dataset", "--preset", "tiny", "--out", "lt", "--quiet", cwd=tmp_path,
+                   env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "lt" / "annotations" / "lvis_v1_train.json").is_file()
+    proc = _python("-c", "import synthetic_lt; print(synthetic_lt.__file__)", cwd=tmp_path, env=env)
+    assert proc.returncode == 0 and proc.stdout.startswith(str(installed_wheel)), proc.stderr
 
 
 def test_the_installed_wheel_resolves_default_experiment_names(installed_wheel, tmp_path):

@@ -23,4 +23,5 @@ from .datasets import (
     read_image,
 )
 from .errors import DatasetError
+from .lvis_categories import frequency_group, load_lvis_categories
 from .samplers import InfiniteSampler, RepeatFactorSampler, YoloBatchSampler, repeat_factors_from_categories

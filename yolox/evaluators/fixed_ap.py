@@ -16,7 +16,15 @@ The rules re-enacted from the reference (``achalddave/large-vocab-devil``, ``scr
 
 During inference (:class:`TopKPerClass`) each rank streams its detections through per-class bounded
 buffers, so memory stays O(classes x topk) instead of holding every uncapped box of the split.
-AP^Pool (the reference's ``evaluate_ap_pooled.py``) is not implemented.
+
+AP^Pool, the paper's second protocol (the reference's ``scripts/evaluate_ap_pooled.py`` with
+``lvdevil/eval_wrapper.py``'s ``LVISPooledEval``), scores the *same* kept detections (per class its
+``topk`` best, no per-image limit) and the same per-(image, category) LVIS matching, but ranks the
+detections of all categories of a pool together: one precision-recall curve whose recall counts the
+ground truth of every category in the pool. Pools: all categories (AP^Pool) and each frequency group
+(``r``, ``c``, ``f``); AP averaged over IoU 0.50:0.95, area "all" only. Tied scores are ordered by
+image id, then category id, then input order (the reference's concatenation order and stable sort). It
+rewards scores that are comparable across classes (calibration), which AP^Fixed ignores.
 """
 import math
 from collections import defaultdict
@@ -27,11 +35,16 @@ import torch.distributed as dist
 from yolox.utils import get_rank, get_world_size
 
 from .detection_gather import letterboxed_sizes, outputs_to_rows
+from .fast_lvis import (IOU_THRESHOLDS, RECALL_THRESHOLDS, _category_precision, _GroundTruth, _in_sorted, _match_pairs,
+                        _outside_areas, _parse_results, summarize_precision)
 
-__all__ = ["FIXED_AP_TOPK", "topk_per_class", "TopKPerClass", "gather_topk_per_class", "federated_mask",
-           "fixed_ap_eval_per_category", "fixed_ap_eval", "uncapped_postprocess_fn", "run_detector_fixed_ap"]
+__all__ = ["FIXED_AP_TOPK", "POOLED_AP_KEYS", "topk_per_class", "TopKPerClass", "gather_topk_per_class",
+           "federated_mask", "fixed_ap_eval_per_category", "fixed_ap_eval", "fixed_and_pooled_ap_eval",
+           "pooled_ap_eval", "uncapped_postprocess_fn", "run_detector_fixed_ap"]
 
-FIXED_AP_TOPK = 10000  # detections kept per class, LVIS v1 val (the reference's --max-dets-per-class)
+FIXED_AP_TOPK = 10000  # detections kept per class, LVIS v1 val (the reference's --dets-per-cat)
+# AP^Pool's pools: all categories, then each frequency group (the reference's AP-pooled-{all,r,c,f}).
+POOLED_AP_KEYS = ("AP", "APr", "APc", "APf")
 
 
 def topk_per_class(results, topk=FIXED_AP_TOPK):
@@ -220,6 +233,122 @@ def fixed_ap_eval(gt_json_path, results, topk=FIXED_AP_TOPK, class_image_counts=
     of COCO-style ``results``: per category its ``topk`` best detections over the dataset, no per-image
     limit, the LVIS rules otherwise."""
     return fixed_ap_eval_per_category(gt_json_path, results, topk, class_image_counts, engine)[0]
+
+
+def _federated_outcomes(gt, results):
+    """Each evaluated detection's LVIS outcome with no per-image limit: the matching of
+    :func:`~yolox.evaluators.fast_lvis.lvis_precision` (``max_dets=-1``), kept per detection so that it can
+    be accumulated per category (AP^Fixed) and per pool (AP^Pool) alike.
+
+    Args:
+        gt: loaded LVIS dict.
+        results: COCO-style list of ``{image_id, category_id, bbox [x, y, w, h], score}``.
+
+    Returns:
+        (data, det): the ground truth's :class:`~yolox.evaluators.fast_lvis._GroundTruth` (``cat_ids`` [K],
+        ``num_gt`` int [K, A] counted ground truths per category and area range), and ``det``, a dict over
+        the N detections LVIS evaluates (positive or negative category of the image, area in (0, inf)):
+        ``cat_index``, ``img_index``, ``index`` (position in ``results``) int64 [N], ``score`` float64 [N],
+        ``tp`` and ``fp`` bool [N, T=10, A=4]; sorted by category, then descending score, image, position.
+    """
+    data = _GroundTruth(gt)
+    image_id, category_id, score, box = _parse_results(results)
+    unknown = ~_in_sorted(image_id, data.img_ids)
+    if unknown.any():
+        raise ValueError(f"results for images not in the ground truth: {np.unique(image_id[unknown])[:10].tolist()}")
+    area = box[:, 2] * box[:, 3]
+    index = np.flatnonzero((area > 0) & (area < np.inf) & _in_sorted(category_id, data.cat_ids))
+    img_index = np.searchsorted(data.img_ids, image_id[index])
+    cat_index = np.searchsorted(data.cat_ids, category_id[index])
+    key = data.pair_key(img_index, cat_index)
+    evaluated = _in_sorted(key, data.evaluated_keys)
+    index, img_index, cat_index, key = index[evaluated], img_index[evaluated], cat_index[evaluated], key[evaluated]
+    order = np.lexsort((index, img_index, -score[index], cat_index))
+    index, img_index, cat_index, key = index[order], img_index[order], cat_index[order], key[order]
+
+    unmatched_ignored = _outside_areas(area[index]) | _in_sorted(key, data.not_exhaustive_keys)[:, None]  # [N, A]
+    matched = np.zeros((index.size, IOU_THRESHOLDS.size, unmatched_ignored.shape[1]), bool)
+    matched_ignored = np.zeros_like(matched)
+    with_gt = np.flatnonzero(_in_sorted(key, data.pair_keys))
+    by_pair = with_gt[np.argsort(key[with_gt], kind="stable")]
+    matched[by_pair], matched_ignored[by_pair] = _match_pairs(data, key[by_pair], box[index[by_pair]])
+    det = {"cat_index": cat_index, "img_index": img_index, "index": index, "score": score[index],
+           "tp": matched & ~matched_ignored, "fp": ~matched & ~unmatched_ignored[:, None, :]}
+    return data, det
+
+
+def _per_category_precision(data, det):
+    """lvis-api's precision ``[T, R, K, A]`` (-1: no counted ground truth) from :func:`_federated_outcomes`."""
+    precision = -np.ones((IOU_THRESHOLDS.size, RECALL_THRESHOLDS.size) + data.num_gt.shape)
+    cat_start = np.searchsorted(det["cat_index"], np.arange(data.cat_ids.size + 1))
+    for k in np.flatnonzero((data.num_gt > 0).any(1)):
+        s, e = cat_start[k], cat_start[k + 1]
+        precision[:, :, k, :] = _category_precision(det["tp"][s:e], det["fp"][s:e], data.num_gt[k])
+    return precision
+
+
+def _pooled_ap(data, det, in_pool):
+    """AP (IoU 0.50:0.95, area "all") of the categories ``in_pool`` (bool [K]) ranked as one: their
+    detections by descending score (ties: image, category, position), recall over all their counted
+    ground truth. NaN when the pool has none."""
+    num_gt = data.num_gt[in_pool, :1].sum(0)  # area "all"
+    if num_gt[0] == 0:
+        return math.nan
+    sel = np.flatnonzero(in_pool[det["cat_index"]])
+    sel = sel[np.lexsort((det["index"][sel], det["cat_index"][sel], det["img_index"][sel], -det["score"][sel]))]
+    precision = _category_precision(det["tp"][sel, :, :1], det["fp"][sel, :, :1], num_gt)  # [T, R, 1]
+    return float(np.mean(precision))
+
+
+def fixed_and_pooled_ap_eval(gt_json_path, results, topk=FIXED_AP_TOPK, class_image_counts=None):
+    """AP^Fixed and AP^Pool of COCO-style ``results`` from one LVIS matching.
+
+    Both keep, per category, its ``topk`` best detections over the dataset (:func:`topk_per_class`;
+    ``topk < 0``: results already cut, used as given) and no per-image limit. AP^Fixed averages per-category
+    APs (the LVIS summary); AP^Pool ranks the detections of all categories of a pool together (see the
+    module docstring).
+
+    Args:
+        gt_json_path: LVIS json path or its loaded dict.
+        results: COCO-style list of ``{image_id, category_id, bbox [x, y, w, h], score}``; may be empty.
+        topk: detections kept per category.
+        class_image_counts: ``{category_id: training image count}`` for categories whose json entry lacks
+            ``image_count``/``frequency`` (they decide the r/c/f groups and pools).
+
+    Returns:
+        (fixed, per_category, pooled): ``fixed`` and ``per_category`` as
+        :func:`~yolox.evaluators.lvis_evaluator.lvis_eval_per_category` (``max_dets=-1``); ``pooled`` a dict
+        ``AP APr APc APf`` (fractions): all categories pooled, then each frequency group pooled; NaN for a
+        pool without ground truth in the evaluated images.
+    """
+    from .coco_evaluator import _mean_valid, load_gt
+    from .lvis_evaluator import _category_table
+
+    gt = load_gt(gt_json_path)
+    categories = _category_table(gt.get("categories", []), class_image_counts)
+    if topk >= 0:
+        results = topk_per_class(results, topk)
+    data, det = _federated_outcomes(gt, results)
+    precision = _per_category_precision(data, det)
+    cat_ids = [int(c) for c in data.cat_ids]
+    freq_of = np.array([categories[c][1] for c in cat_ids])
+    fixed = summarize_precision(precision, freq_of)
+    per_category = []
+    for k, cid in enumerate(cat_ids):
+        name, freq, count = categories[cid]
+        per_category.append({"category_id": cid, "name": name, "frequency": freq,
+                             "image_count": None if count is None else int(count),
+                             "AP": _mean_valid(precision[:, :, k, 0])})
+    pools = {"AP": np.ones(len(cat_ids), bool), "APr": freq_of == "r", "APc": freq_of == "c", "APf": freq_of == "f"}
+    pooled = {key: _pooled_ap(data, det, pools[key]) for key in POOLED_AP_KEYS}
+    return fixed, per_category, pooled
+
+
+def pooled_ap_eval(gt_json_path, results, topk=FIXED_AP_TOPK, class_image_counts=None):
+    """AP^Pool (``AP APr APc APf``, fractions; NaN for a pool without ground truth) of COCO-style
+    ``results``: per category its ``topk`` best detections over the dataset, no per-image limit, the
+    detections of all categories (then of each frequency group) ranked together with the LVIS rules."""
+    return fixed_and_pooled_ap_eval(gt_json_path, results, topk, class_image_counts)[2]
 
 
 def uncapped_postprocess_fn(postprocess_fn):

@@ -16,10 +16,13 @@ import numpy as np
 from faster_coco_eval import COCO, COCOeval_faster
 from tabulate import tabulate
 
+from yolox.data.lvis_categories import frequency_group
+
 from .coco_evaluator import COCOEvaluator, _mean_valid, _quiet, build_results_api, load_gt, unavailable_metrics_note
 from .detection_gather import detections_to_coco, gather_detections, resolve_gt_json
 from .fast_lvis import AREA_LABELS, IOU_THRESHOLDS, lvis_precision, summarize_precision
-from .fixed_ap import FIXED_AP_TOPK, gather_topk_per_class, run_detector_fixed_ap, uncapped_postprocess_fn
+from .fixed_ap import (FIXED_AP_TOPK, POOLED_AP_KEYS, fixed_and_pooled_ap_eval, gather_topk_per_class,
+                       run_detector_fixed_ap, uncapped_postprocess_fn)
 
 __all__ = ["LVIS_METRIC_KEYS", "LVIS_ENGINES", "frequency_from_image_count", "lvis_eval_per_category",
            "lvis_bbox_eval", "write_per_category_csv", "metrics_table", "LVISEvaluator"]
@@ -31,9 +34,7 @@ PER_CATEGORY_CSV_COLUMNS = ("category_id", "name", "frequency", "image_count", "
 
 def frequency_from_image_count(image_count):
     """LVIS frequency group of a category seen in ``image_count`` training images."""
-    if image_count <= 10:
-        return "r"
-    return "c" if image_count <= 100 else "f"
+    return frequency_group(image_count)
 
 
 def _category_table(categories, class_image_counts):
@@ -191,6 +192,11 @@ class LVISEvaluator(COCOEvaluator):
     buffers; the kept detections are scored with no per-image limit. The returned ``(AP, AP50)`` stay the
     standard ones; ``last_metrics['fixed_ap']`` holds the nine AP^Fixed metrics (and ``per_category``),
     the summary prints both tables, and ``output_dir`` also gets ``lvis_per_category_ap_fixed.csv``.
+
+    ``pooled_ap=True`` adds AP^Pool from the same pass and the same matching (it turns the pass on by
+    itself): the kept detections of all classes ranked together, and of each frequency group;
+    ``last_metrics['pooled_ap']`` holds ``AP APr APc APf`` (pooled over all classes, then per group) and the
+    summary prints them in a table of their own.
     """
 
     csv_name = "lvis_per_category_ap.csv"
@@ -198,26 +204,33 @@ class LVISEvaluator(COCOEvaluator):
 
     def __init__(self, dataloader, img_size, confthre, nmsthre, num_classes, postprocess_fn=None, max_dets=300,
                  output_dir=None, class_image_counts=None, fixed_ap=False, fixed_ap_topk=FIXED_AP_TOPK,
-                 fixed_ap_conf=0.0, fixed_ap_postprocess_fn=None):
+                 fixed_ap_conf=0.0, fixed_ap_postprocess_fn=None, pooled_ap=False):
         super().__init__(dataloader, img_size, confthre, nmsthre, num_classes, postprocess_fn,
                          per_class_AP=False, per_class_AR=False)
         self.max_dets = max_dets
         self.output_dir = output_dir
         self.class_image_counts = class_image_counts
         self._gt = None  # the json is large (LVIS v1 val: ~200 MB); load it once per evaluator
-        self.configure_fixed_ap(fixed_ap, fixed_ap_topk, fixed_ap_conf, fixed_ap_postprocess_fn)
+        self.configure_fixed_ap(fixed_ap, fixed_ap_topk, fixed_ap_conf, fixed_ap_postprocess_fn, pooled_ap)
 
-    def configure_fixed_ap(self, enabled=True, topk=FIXED_AP_TOPK, conf=0.0, postprocess_fn=None):
-        """Turn the AP^Fixed pass on or off (see the class docstring); checks the post-processing at once."""
+    def configure_fixed_ap(self, enabled=True, topk=FIXED_AP_TOPK, conf=0.0, postprocess_fn=None, pooled=False):
+        """Turn the AP^Fixed report (``enabled``) and the AP^Pool report (``pooled``) on or off (see the class
+        docstring); either runs the per-class top-``topk`` pass. Checks the post-processing at once."""
         if topk < 1:
             raise ValueError(f"fixed_ap_topk must be >= 1, got {topk}")
         self.fixed_ap = bool(enabled)
+        self.pooled_ap = bool(pooled)
         self.fixed_ap_topk = int(topk)
         self.fixed_ap_conf = float(conf)
         self.fixed_ap_postprocess_fn = postprocess_fn
-        if self.fixed_ap and postprocess_fn is None:
+        if self._topk_pass and postprocess_fn is None:
             self.fixed_ap_postprocess_fn = uncapped_postprocess_fn(self._postprocess_fn())
         self._fixed = None
+
+    @property
+    def _topk_pass(self):
+        """Whether evaluation runs the per-class top-k pass (AP^Fixed or AP^Pool asked for)."""
+        return self.fixed_ap or self.pooled_ap
 
     def _postprocess_fn(self):
         if self.postprocess_fn is not None:
@@ -229,7 +242,7 @@ class LVISEvaluator(COCOEvaluator):
         return partial(multilabel_postprocess, max_det=self.max_dets)
 
     def _detections(self, model, distributed, half):
-        if not self.fixed_ap:
+        if not self._topk_pass:
             return super()._detections(model, distributed, half)
         dataset = self.dataloader.dataset
         per_image, stats, accumulator = run_detector_fixed_ap(
@@ -255,29 +268,39 @@ class LVISEvaluator(COCOEvaluator):
             write_per_category_csv(path, per_category)
             summary.append(f"per-category AP written to {path}")
         metrics["per_category"] = {row["category_id"]: row["AP"] for row in per_category}
-        if self.fixed_ap:
-            fixed, lines = self._score_fixed(stats)
-            metrics["fixed_ap"] = fixed
+        if self._topk_pass:
+            fixed, pooled, lines = self._score_fixed(stats)
+            if self.fixed_ap:
+                metrics["fixed_ap"] = fixed
+            if self.pooled_ap:
+                metrics["pooled_ap"] = pooled
             summary += lines
         return metrics, "\n".join(summary) + "\n"
 
     def _score_fixed(self, stats):
-        """AP^Fixed of the kept detections: (metrics with ``per_category``, summary lines)."""
+        """AP^Fixed and AP^Pool of the kept detections, one matching for both: (fixed metrics with
+        ``per_category``, pooled metrics, summary lines of the reports asked for)."""
         accumulator, self._fixed = self._fixed, None
         counts = accumulator.counts()
         results = accumulator.to_coco(self._gt)  # only what LVIS evaluates: same numbers, far fewer dicts
-        fixed, per_category = lvis_eval_per_category(self._gt, results, -1, self.class_image_counts)
+        fixed, per_category, pooled = fixed_and_pooled_ap_eval(self._gt, results, -1, self.class_image_counts)
         k = self.fixed_ap_topk
         full = sum(1 for c in counts.values() if c >= k)
         n_cats = len(self._gt.get("categories", []))
-        lines = [f"AP^Fixed (Dave et al. 2021): per class its {k} best detections over the split, no per-image "
-                 f"limit, score threshold {self.fixed_ap_conf:g}; {full} of {n_cats} classes reached {k} "
-                 f"(extra post-processing {stats.get('fixed_ap_s', 0.0):.1f} s)",
-                 metrics_table(fixed)]
-        if self.output_dir is not None:
-            path = os.path.join(self.output_dir, self.fixed_csv_name)
-            write_per_category_csv(path, per_category)
-            lines.append(f"per-category AP^Fixed written to {path}")
+        lines = [f"per-class top-k pass: per class its {k} best detections over the split, no per-image limit, "
+                 f"score threshold {self.fixed_ap_conf:g}; {full} of {n_cats} classes reached {k} (extra "
+                 f"post-processing {stats.get('fixed_ap_s', 0.0):.1f} s)"]
+        if self.fixed_ap:
+            lines += ["AP^Fixed (Dave et al. 2021): the mean of per-class APs", metrics_table(fixed)]
+            if self.output_dir is not None:
+                path = os.path.join(self.output_dir, self.fixed_csv_name)
+                write_per_category_csv(path, per_category)
+                lines.append(f"per-category AP^Fixed written to {path}")
+        if self.pooled_ap:
+            lines += ["AP^Pool (Dave et al. 2021): the same detections ranked together across classes, one AP "
+                      "(IoU 0.50:0.95) over all classes, then over the classes of each frequency group",
+                      metrics_table(pooled, POOLED_AP_KEYS)]
         fixed["per_category"] = {row["category_id"]: row["AP"] for row in per_category}
         fixed["classes_at_topk"] = full
-        return fixed, lines
+        pooled["classes_at_topk"] = full
+        return fixed, pooled, lines

@@ -1,7 +1,9 @@
 """The experiment base class and its command-line overrides."""
 import ast
 import pprint
+import sys
 from abc import ABCMeta, abstractmethod
+from pathlib import Path
 
 from tabulate import tabulate
 
@@ -37,15 +39,27 @@ def _parse_optional(key, raw, expected):
     return value
 
 
+def defining_file_stem(cls):
+    """The stem of the file that defines class ``cls`` (its module's name where it has no file)."""
+    module = sys.modules.get(cls.__module__)
+    file = getattr(module, "__file__", None)
+    return Path(file).stem if file else cls.__module__.rsplit(".", 1)[-1]
+
+
 class BaseExp(metaclass=ABCMeta):
-    """An experiment: every hyper-parameter is a plain attribute, every component a ``get_*`` method."""
+    """An experiment: every hyper-parameter is a plain attribute, every component a ``get_*`` method.
+
+    ``exp_name`` (the output folder under ``output_dir``) defaults to the stem of the file that defines the
+    experiment's class, e.g. ``yolox_m_eqfl_lvis`` for every ``Exp`` of ``exps/yolox_m_eqfl_lvis.py`` that
+    does not name itself: a name inherited from a base class would be shared by the files that inherit it.
+    """
 
     def __init__(self):
         self.seed = None
         self.output_dir = "./YOLOX_outputs"
         self.print_interval = 100
         self.eval_interval = 10
-        self.exp_name = type(self).__module__
+        self.exp_name = defining_file_stem(type(self))
 
     @abstractmethod
     def get_model(self):
@@ -71,21 +85,24 @@ class BaseExp(metaclass=ABCMeta):
     def eval(self, model, evaluator, weights):
         ...
 
-    def __repr__(self):
-        from .checks import switched_off_settings
+    def check(self):
+        """Raise :class:`ExpConfigError` for settings that cannot work together (the base has none)."""
 
+    def switched_off(self):
+        """``{attribute: "off (<switch> <value>)"}`` for the settings another setting has turned off (none here)."""
+        return {}
+
+    def __repr__(self):
         # a setting that another one switched off is shown as off, not with a value that has no effect
-        off = switched_off_settings(self)
+        off = self.switched_off()
         rows = [(k, off.get(k) or pprint.pformat(v)) for k, v in vars(self).items() if not k.startswith("_")]
         return tabulate(rows, headers=["keys", "values"], tablefmt="fancy_grid")
 
     def merge(self, cfg_list):
         """Apply ``["key", "value", ...]`` overrides, then check that the settings fit together
-        (:func:`yolox.exp.checks.check_exp`). Values are parsed as Python literals and must keep the
-        attribute's type (an int attribute accepts "3", a tuple attribute "(320,320)"); the attributes of
-        :data:`OPTIONAL_TYPES` accept None or their type; other attributes that are None accept any literal."""
-        from .checks import check_exp
-
+        (:meth:`check`). Values are parsed as Python literals and must keep the attribute's type (an int
+        attribute accepts "3", a tuple attribute "(320,320)"); the attributes of :data:`OPTIONAL_TYPES` accept
+        None or their type; other attributes that are None accept any literal."""
         if len(cfg_list or ()) % 2:
             raise ExpConfigError(f"overrides come in 'key value' pairs, got an odd list: {cfg_list}")
         for key, raw in zip((cfg_list or [])[0::2], (cfg_list or [])[1::2]):
@@ -93,7 +110,7 @@ class BaseExp(metaclass=ABCMeta):
                 raise ExpConfigError(f"unknown experiment attribute {key!r} in the command-line overrides")
             current = getattr(self, key)
             setattr(self, key, self._parse_value(key, raw, current))
-        check_exp(self)
+        self.check()
 
     @staticmethod
     def _parse_value(key, raw, current):

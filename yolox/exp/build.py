@@ -1,5 +1,4 @@
 """Finding experiments by file or by name."""
-import ast
 import importlib.util
 import os
 import sys
@@ -11,16 +10,6 @@ from .base_exp import ExpConfigError
 __all__ = ["get_exp", "get_exp_by_file", "get_exp_by_name"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def _sets_exp_name(source):
-    """Whether the code of an experiment file assigns ``exp_name`` itself."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return False
-    return any(isinstance(node, ast.Attribute) and node.attr == "exp_name" and isinstance(node.ctx, ast.Store)
-               for node in ast.walk(tree))
 
 
 def _where(error, exp_file):
@@ -35,8 +24,7 @@ def _where(error, exp_file):
 
 def get_exp_by_file(exp_file):
     """The ``Exp`` of an experiment file. Its name (the output folder under ``output_dir``) is the file's
-    stem unless the file's own code sets ``exp_name``: a name inherited from a base class would be shared by
-    every experiment file that inherits it, which would then overwrite and resume each other's runs."""
+    stem unless its ``Exp`` sets another ``exp_name`` (:class:`~yolox.exp.BaseExp`)."""
     exp_file = str(exp_file)
     if not os.path.isfile(exp_file):
         raise ExpConfigError(f"experiment file not found: {exp_file}")
@@ -56,8 +44,7 @@ def get_exp_by_file(exp_file):
     except Exception as e:
         raise ExpConfigError(f"Exp() of experiment file {exp_file} failed{_where(e, exp_file)}: "
                              f"{type(e).__name__}: {e}") from e
-    source = Path(exp_file).read_text(encoding="utf-8", errors="replace")
-    if not _sets_exp_name(source) or getattr(exp, "exp_name", None) in (None, "", module_name):
+    if getattr(exp, "exp_name", None) in (None, ""):
         exp.exp_name = Path(exp_file).stem
     return exp
 

@@ -43,7 +43,6 @@ class LTProxyExp(LVISExp):
         self.data_num_workers = 2
         self.save_history_ckpt = False
         self.seed = 0
-        self.exp_name = f"lt_proxy_nano_{cls_loss}"
 
     def get_data_dir(self):
         if self.data_dir is not None:

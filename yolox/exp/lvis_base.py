@@ -6,7 +6,6 @@ the official EFL configuration's optimiser settings. Every row uses the released
 data pipeline, epoch unit, neck and final phase, the only code the authors name; its YOLOX and YOLOX*
 configs share them (docs/recipe.md).
 """
-import os
 
 from .yolox_base import Exp
 
@@ -48,7 +47,6 @@ class LVISExp(Exp):
         self.neck_shortcut = True
         self.no_aug_extra_epoch = False
         self.ema_decay = 0.9998  # the released YOLOX and YOLOX* configs alike
-        self.exp_name = os.path.split(os.path.realpath(__file__))[1].split(".")[0]
 
     def use_yolox_star(self, cls_loss):
         """YOLOX* as the EFL authors released it (ModelTC/EOD ``configs/det/efl/*_yolox_*.yaml``; every term,

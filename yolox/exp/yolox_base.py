@@ -14,7 +14,8 @@ import torch.nn as nn
 
 from yolox.utils.dist import get_rank, get_world_size
 
-from .base_exp import BaseExp, ExpConfigError
+from .base_exp import BaseExp
+from .compatible_settings import check_compatible_settings, switched_off_settings
 
 __all__ = ["Exp"]
 
@@ -109,6 +110,9 @@ class Exp(BaseExp):
         self.warmup_lr = 0
         self.min_lr_ratio = 0.05
         self.basic_lr_per_img = 0.01 / 64.0
+        # Gradient accumulation: micro-batches per optimizer step (-b stays the step's total batch, and the
+        # learning rate follows it); docs/accumulation.md.
+        self.accumulate_steps = 1
         self.scheduler = "yoloxwarmcos"
         self.no_aug_epochs = 15
         # upstream YOLOX switches one epoch early (the last no_aug_epochs + 1 epochs); False: the last no_aug_epochs
@@ -137,7 +141,6 @@ class Exp(BaseExp):
         self.compile_backend = "inductor"
         self.compile_mode = None  # e.g. "max-autotune-no-cudagraphs"
         self.fused_optimizer = False  # SGD's fused kernel
-        self.exp_name = os.path.split(os.path.realpath(__file__))[1].split(".")[0]
 
         # ---------------- testing ---------------- #
         self.test_size = (640, 640)
@@ -147,6 +150,13 @@ class Exp(BaseExp):
         # YOLOX* (anchor_scales set): candidates per image and pyramid level before NMS (the released
         # inference; test_conf applies on top when > 0).
         self.pre_nms_topk = 1000
+
+    def check(self):
+        """The supervisor, loss and data settings must work together: :mod:`yolox.exp.compatible_settings`."""
+        check_compatible_settings(self)
+
+    def switched_off(self):
+        return switched_off_settings(self)
 
     # ------------------------------------------------------------------ model
     def get_cls_loss(self):
@@ -161,18 +171,15 @@ class Exp(BaseExp):
     def get_assigner(self):
         from yolox.models.assigners import ATSSAssigner, SimOTAAssigner
 
+        self.check()
         if self.assigner == "atss":
             return ATSSAssigner(topk=self.atss_topk, iou_offset=self.atss_iou_offset)
-        if self.assigner == "simota":
-            return SimOTAAssigner(center_radius=self.simota_center_radius)
-        raise ExpConfigError(f"unknown assigner {self.assigner!r} (simota or atss)")
+        return SimOTAAssigner(center_radius=self.simota_center_radius)
 
     def get_model(self):
         from yolox.models import YOLOPAFPN, YOLOX, YOLOXHead
 
-        from .checks import check_exp
-
-        check_exp(self)  # conflicting supervisor settings fail here with their names, not at the first step
+        self.check()  # conflicting supervisor settings fail here with their names, not at the first step
 
         def init_yolo(module):
             for m in module.modules():
@@ -208,8 +215,7 @@ class Exp(BaseExp):
     def _dataset_class(self):
         from yolox.data import COCODataset, LVISDataset
 
-        if self.dataset_format not in ("coco", "lvis"):
-            raise ExpConfigError(f"unknown dataset_format {self.dataset_format!r} (coco or lvis)")
+        self.check()
         return LVISDataset if self.dataset_format == "lvis" else COCODataset
 
     def train_sizes(self):

@@ -5,6 +5,8 @@ The backbone with its neck and the head's per-level stems and convolution towers
 The prediction convs, the anchor layout and the loss (label assignment: data-dependent shapes, the
 focal-family kernel's Python loop) stay eager: compiling them would only add graph breaks and recompiles.
 """
+from yolox.utils.model_utils import is_compiled, uncompile
+
 __all__ = ["compile_dense_parts", "dense_parts", "is_compiled", "uncompile"]
 
 
@@ -27,21 +29,3 @@ def compile_dense_parts(model, backend="inductor", mode=None):
     for module in parts:
         module.compile(backend=backend, mode=mode)
     return parts
-
-
-def uncompile(model):
-    """Make every module of ``model`` run eagerly again (undo ``nn.Module.compile``).
-
-    A deep copy of a compiled module (e.g. the EMA model) would still call the original module through its
-    compiled wrapper, so copies must be uncompiled too.
-    """
-    for module in model.modules():
-        if getattr(module, "_compiled_call_impl", None) is not None:
-            module._compiled_call_impl = None
-    return model
-
-
-def is_compiled(model):
-    """True when any module of ``model`` runs through a compiled wrapper."""
-    return any(getattr(m, "_compiled_call_impl", None) is not None for m in model.modules())
-

@@ -23,12 +23,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 
-from yolox.utils.boxes import cxcywh2xyxy
-from yolox.utils.dist import rank_average_normalizer, reduce_mean
+from yolox.utils.boxes import cxcywh2xyxy, paired_box_iou
+from yolox.utils.dist import local_normalizer, mean_normalizer, rank_average_normalizer
 
 from .assigners import ATSSAssigner, SimOTAAssigner
-from .assigners.atss import paired_box_iou
-from .losses import IOUloss, SigmoidBCELoss
+from .losses import IOUloss, SigmoidBCELoss, check_background_weight
 from .network_blocks import BaseConv, conv_block
 
 __all__ = ["YOLOXHead"]
@@ -73,9 +72,7 @@ class YOLOXHead(nn.Module):
         self.quality_loss_weight = quality_loss_weight
         self.cls_loss_weight = cls_loss_weight
         self.background_weight = float(background_weight)
-        if self.background_weight != 1.0 and not (self.anchor_scales and getattr(self.cls_loss, "takes_row_weight", False)):
-            raise ValueError("background_weight needs YOLOX* (anchor_scales) and a focal-family cls_loss "
-                             f"(fl, qfl, efl, eqfl); got anchor_scales={anchor_scales}, {type(self.cls_loss).__name__}")
+        check_background_weight(self.background_weight, self.anchor_scales is not None, self.cls_loss)
         self.iou_loss = IOUloss(reduction="none")
 
         Conv = conv_block(depthwise)
@@ -287,11 +284,9 @@ class YOLOXHead(nn.Module):
         num_fg = fg.sum()
         # The foreground count averaged over ranks: DDP's mean of the per-rank losses then equals the
         # single-process loss over the whole batch.
-        normalizer = reduce_mean(num_fg.float()).clamp(min=1.0)
-        fg_targets = F.one_hot(gt_classes, self.num_classes).float()
-        if self.cls_loss.quality_targets:
-            fg_targets = fg_targets * ious[:, None]
-        loss_cls = self.cls_loss(cls_raw[fg], fg_targets, normalizer)
+        normalizer = mean_normalizer(num_fg)
+        loss_cls = self.classification_loss(cls_raw[fg], torch.arange(gt_classes.shape[0], device=fg.device),
+                                            gt_classes, ious, normalizer)
         loss_iou = self.iou_loss(boxes[fg], gt_boxes).sum()
         loss_obj = F.binary_cross_entropy_with_logits(obj_raw.float(), fg.to(torch.float32), reduction="sum")
         if self.use_l1:
@@ -325,33 +320,17 @@ class YOLOXHead(nn.Module):
         num_fg = fg.sum()
         pos_normalizer = rank_average_normalizer(num_fg)
         # Every anchor is a classification sample: focal-type losses need the negatives.
-        extra = {}
-        if getattr(self.cls_loss, "takes_pos_index", False):
-            # Each foreground anchor's class: the positives for the gradient statistics (a matched anchor
-            # whose box does not overlap its gt yet has quality 0 but is still a positive, as in the
-            # official EQFL), and a superset of the non-zero targets, so no [N, C] search is needed.
-            extra["pos_index"] = (fg.reshape(-1).nonzero().squeeze(1), gt_classes)
+        row_weight = None
         if self.background_weight != 1.0:
             background = ~fg & ~self._centre_in_any_gt(grid, stride, labels)
-            extra["row_weight"] = (1.0 + (self.background_weight - 1.0) * background.float()).reshape(-1)
-        if getattr(self.cls_loss, "takes_pos_targets", False):
-            # Sparse targets: each foreground anchor's value at its class, 0 elsewhere, without the dense
-            # float32 [B * N, C] tensor (about 1.3 GB at LVIS's 1203 classes, 640 px, batch 16).
-            cls_targets = None
-            extra["pos_targets"] = ious if self.cls_loss.quality_targets else torch.ones_like(ious)
-        else:
-            fg_targets = F.one_hot(gt_classes, self.num_classes).float()
-            if self.cls_loss.quality_targets:
-                fg_targets = fg_targets * ious[:, None]
-            cls_targets = cls_raw.new_zeros(cls_raw.shape, dtype=torch.float32)
-            cls_targets[fg] = fg_targets
-            cls_targets = cls_targets.reshape(-1, self.num_classes)
-        loss_cls = self.cls_loss(cls_raw.reshape(-1, self.num_classes), cls_targets, pos_normalizer, **extra)
+            row_weight = (1.0 + (self.background_weight - 1.0) * background.float()).reshape(-1)
+        loss_cls = self.classification_loss(cls_raw.reshape(-1, self.num_classes), fg.reshape(-1).nonzero().squeeze(1),
+                                            gt_classes, ious, pos_normalizer, row_weight)
 
         giou = torchvision.ops.generalized_box_iou_loss(cxcywh2xyxy(boxes[fg]), cxcywh2xyxy(gt_boxes), reduction="none")
         loss_giou = (giou * ious).sum() / rank_average_normalizer(ious.sum())
         l1_target = self._encode_deltas(gt_boxes, grid, stride, side, fg)
-        loss_l1 = F.l1_loss(box_raw[fg], l1_target, reduction="sum") / max(l1_target.numel(), 1)
+        loss_l1 = F.l1_loss(box_raw[fg], l1_target, reduction="sum") / local_normalizer(l1_target.numel())
         loss_iou_branch = F.binary_cross_entropy_with_logits(iou_raw[fg].float(), ious, reduction="sum")
         terms = {
             "giou_loss": self.box_loss_weight * loss_giou,
@@ -360,6 +339,34 @@ class YOLOXHead(nn.Module):
             "cls_loss": self.cls_loss_weight * loss_cls / pos_normalizer,
         }
         return self._with_total(terms, num_fg, fg)
+
+    def classification_loss(self, logits, rows, classes, ious, normalizer, row_weight=None):
+        """The classification loss, called the one way of :class:`~yolox.models.losses.ClassificationLoss` for
+        both supervisors; returns its sum (not normalised).
+
+        Args:
+            logits: [N, C] class logits (YOLOX: the foreground locations'; YOLOX*: every anchor's).
+            rows, classes: [F] the foreground rows of ``logits`` and their gt classes: the positives. A matched
+                anchor whose box does not overlap its gt yet has quality 0 but is still a positive for the
+                gradient statistics (as in the official EQFL); they cover every non-zero target, so the loss
+                needs no [N, C] search.
+            ious: [F] float32 IoU of each foreground prediction with its gt: the positives' target for a loss
+                with ``quality_targets``, else the target is 1.
+            normalizer: n_pos, passed on (analytic gradient statistics divide by it).
+            row_weight: None or [N] factor per row (YOLOX*'s background weight).
+        """
+        loss = self.cls_loss
+        values = ious if loss.quality_targets else torch.ones_like(ious)
+        extra = {"pos_index": (rows, classes)}
+        if row_weight is not None:
+            extra["row_weight"] = row_weight
+        if loss.takes_pos_targets:
+            # Sparse targets: each foreground anchor's value at its class, 0 elsewhere, without the dense
+            # float32 [N, C] tensor (about 1.3 GB at LVIS's 1203 classes, 640 px, batch 16).
+            return loss(logits, None, normalizer, pos_targets=values, **extra)
+        targets = logits.new_zeros(logits.shape, dtype=torch.float32)
+        targets[rows, classes] = values
+        return loss(logits, targets, normalizer, **extra)
 
     @staticmethod
     def _with_total(terms, num_fg, fg):

@@ -30,5 +30,4 @@ class YOLOX(nn.Module):
 
     def gamma_per_class(self):
         """The classification loss's focusing factor per class, [C] (EFL), or None for a loss without one."""
-        gamma = getattr(self.head.cls_loss, "gamma_per_class", None)
-        return gamma() if gamma is not None else None
+        return self.head.cls_loss.gamma_per_class()

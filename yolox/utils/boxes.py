@@ -11,6 +11,7 @@ import torch
 import torchvision
 
 __all__ = [
+    "paired_box_iou",
     "cxcywh2xyxy",
     "xyxy2cxcywh",
     "xyxy2xywh",
@@ -191,3 +192,18 @@ def level_topk_postprocess(prediction, num_classes, conf_thre=0.0, nms_thre=0.65
         anchor_i, cls_i = anchor_i[kept], cls_i[kept]
         output[i] = _candidate_rows(boxes[anchor_i], iou[anchor_i], cls_prob[anchor_i, cls_i], cls_i)
     return output
+
+
+def paired_box_iou(boxes1, boxes2, offset=0.0):
+    """IoU of matching pairs, ``[..., 4]`` xyxy x ``[..., 4]`` xyxy (broadcast) -> ``[...]``.
+
+    Same arithmetic as ``torchvision.ops.box_iou``, which only computes all-pairs matrices. ``offset`` is
+    added to every width and height (boxes, intersection): 1 is the pixel-inclusive convention of the
+    released EFL code's CUDA IoU kernel."""
+    area1 = (boxes1[..., 2] - boxes1[..., 0] + offset) * (boxes1[..., 3] - boxes1[..., 1] + offset)
+    area2 = (boxes2[..., 2] - boxes2[..., 0] + offset) * (boxes2[..., 3] - boxes2[..., 1] + offset)
+    top_left = torch.max(boxes1[..., :2], boxes2[..., :2])
+    bottom_right = torch.min(boxes1[..., 2:], boxes2[..., 2:])
+    wh = (bottom_right - top_left + offset).clamp(min=0)
+    inter = wh[..., 0] * wh[..., 1]
+    return inter / (area1 + area2 - inter)

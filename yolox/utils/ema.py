@@ -5,6 +5,8 @@ from copy import deepcopy
 import torch
 import torch.nn as nn
 
+from .model_utils import uncompile
+
 __all__ = ["ModelEMA", "unwrap_model"]
 
 
@@ -22,8 +24,6 @@ class ModelEMA:
     """
 
     def __init__(self, model, decay=0.9999, updates=0):
-        from yolox.models.compile import uncompile  # here, not at the top: yolox.models imports yolox.utils
-
         # A copy of a compiled module would still run the original through its compiled wrapper.
         self.ema = uncompile(deepcopy(unwrap_model(model)).eval())
         self.updates = updates

@@ -4,7 +4,7 @@ from copy import deepcopy
 import torch
 import torch.nn as nn
 
-__all__ = ["freeze_module", "get_model_info", "model_flops_params"]
+__all__ = ["freeze_module", "get_model_info", "is_compiled", "model_flops_params", "uncompile"]
 
 
 def model_flops_params(model, tsize):
@@ -86,3 +86,20 @@ def freeze_module(module, name=None):
             sub.__class__ = _frozen_class(type(sub))
             sub.eval()
     return module
+
+
+def uncompile(model):
+    """Make every module of ``model`` run eagerly again (undo ``nn.Module.compile``); returns ``model``.
+
+    A deep copy of a compiled module (e.g. the EMA model) would still call the original module through its
+    compiled wrapper, so copies must be uncompiled too.
+    """
+    for module in model.modules():
+        if getattr(module, "_compiled_call_impl", None) is not None:
+            module._compiled_call_impl = None
+    return model
+
+
+def is_compiled(model):
+    """True when any module of ``model`` runs through a compiled wrapper."""
+    return any(getattr(m, "_compiled_call_impl", None) is not None for m in model.modules())

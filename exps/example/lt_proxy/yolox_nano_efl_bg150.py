@@ -10,4 +10,3 @@ class Exp(LTProxyExp):
     def __init__(self):
         super().__init__(cls_loss="efl")
         self.background_weight = 150.0
-        self.exp_name = "lt_proxy_nano_efl_bg150"

@@ -26,4 +26,3 @@ class Exp(LTProxyExp):
         # The focal family's classification gradient is what short CPU schedules lack: a 4x classification
         # loss lifts the stand-in's YOLOX* FL from 7.1 to 18.3 AP (docs/lt_benchmark.md, seed 0).
         self.cls_loss_weight = 4.0
-        self.exp_name = "lt_quick_nano_efl"

@@ -14,4 +14,3 @@ class Exp(LTProxyExp):
     def __init__(self):
         super().__init__(cls_loss="eqfl")
         self.cls_loss_kwargs = {"neg_grad_scale": 1000.0}
-        self.exp_name = "lt_proxy_nano_eqfl_k1000"

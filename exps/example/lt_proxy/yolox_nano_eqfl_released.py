@@ -12,4 +12,3 @@ class Exp(LTProxyExp):
     def __init__(self):
         super().__init__(cls_loss="eqfl")
         self.efl_stats_layout = "released"
-        self.exp_name = "lt_proxy_nano_eqfl_released"

@@ -4,7 +4,7 @@ import torch
 from torchvision.ops import box_iou
 
 from yolox.models.assigners import ATSSAssigner
-from yolox.models.assigners.atss import paired_box_iou
+from yolox.utils.boxes import paired_box_iou
 
 # Two levels along one row: four 10x10 anchors (centres x = 5, 15, 25, 35), two 20x20 anchors
 # (centres x = 10, 30).

@@ -15,7 +15,6 @@ from yolox.models.losses import (
     QualityFocalLoss,
     SigmoidBCELoss,
     build_cls_loss,
-    giou_loss_xyxy,
 )
 
 
@@ -138,9 +137,3 @@ def test_iou_loss_is_eps_safe_for_degenerate_boxes():
         assert torch.isfinite(loss).all() and torch.isfinite(pred.grad).all()
         torch.testing.assert_close(loss, expected[loss_type])
         pred.grad = None
-
-
-def test_giou_loss_xyxy():
-    pred = box_convert(_random_cxcywh(8, 2), "cxcywh", "xyxy")
-    target = box_convert(_random_cxcywh(8, 3), "cxcywh", "xyxy")
-    torch.testing.assert_close(giou_loss_xyxy(pred, target), 1 - generalized_box_iou(pred, target).diagonal())

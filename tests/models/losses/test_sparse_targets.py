@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from yolox.exp import Exp
-from yolox.models.losses import (EQLv2FocalLoss, EqualizedFocalLoss, EqualizedQualityFocalLoss, FocalLoss,
+from yolox.models.losses import (ClassificationLoss, EQLv2FocalLoss, EqualizedFocalLoss, EqualizedQualityFocalLoss, FocalLoss,
                                  QualityFocalLoss, SigmoidBCELoss, commit_all_grad_stats, modulated_bce)
 
 C = 11
@@ -69,7 +69,7 @@ def _assert_same_stats(a, b):
 def test_sparse_targets_equal_dense_targets_bitwise(monkeypatch, name, use_row_weight, num_pos):
     monkeypatch.setattr(modulated_bce, "_CHUNK_ELEMENTS", 8 * C + 3)  # several chunks, a ragged last one
     dense_loss, sparse_loss = _build(name).train(), _build(name).train()
-    assert sparse_loss.takes_pos_targets and sparse_loss.takes_pos_index
+    assert sparse_loss.takes_pos_targets and isinstance(sparse_loss, ClassificationLoss)  # the one interface
     # Two steps: the second runs with the per-class gamma that the first one's statistics gave.
     for seed in (0, 1):
         logits, pos_index, values, row_weight = _batch(name, seed, num_pos)
@@ -110,7 +110,7 @@ def test_which_losses_take_sparse_targets():
     for cls in (EqualizedFocalLoss, EqualizedQualityFocalLoss):
         assert cls(C).takes_pos_targets and cls(C, stats_layout="released").takes_pos_targets
         assert not cls(C, grad_mode="analytic").takes_pos_targets  # its derivative reads dense targets
-    assert not hasattr(SigmoidBCELoss(), "takes_pos_targets") and not hasattr(EQLv2FocalLoss(C), "takes_pos_targets")
+    assert not SigmoidBCELoss().takes_pos_targets and not EQLv2FocalLoss(C).takes_pos_targets
 
 
 def test_sparse_targets_are_refused_where_they_cannot_work():
@@ -178,10 +178,9 @@ def test_bf16_autocast_logits_reach_the_kernel_without_a_float32_copy():
 # ---------------------------------------------------------------------------------------------- the head
 
 
-class _DenseTargetsOnly(torch.nn.Module):
+class _DenseTargetsOnly(ClassificationLoss):
     """The same loss module, seen by the head as one without sparse targets: the head's dense path."""
 
-    takes_pos_index = True
     takes_row_weight = True
 
     def __init__(self, loss):

@@ -20,24 +20,11 @@ from typing import List
 import torch
 from torch import Tensor
 
-__all__ = ["ATSSAssigner", "paired_box_iou"]
+from yolox.utils.boxes import paired_box_iou
+
+__all__ = ["ATSSAssigner"]
 
 INSIDE_MARGIN = 0.01
-
-
-def paired_box_iou(boxes1: Tensor, boxes2: Tensor, offset: float = 0.0) -> Tensor:
-    """IoU of matching pairs, ``[..., 4]`` xyxy x ``[..., 4]`` xyxy (broadcast) -> ``[...]``.
-
-    Same arithmetic as ``torchvision.ops.box_iou``, which only computes all-pairs matrices. ``offset`` is
-    added to every width and height (boxes, intersection): 1 is the pixel-inclusive convention of the
-    released EFL code's CUDA IoU kernel."""
-    area1 = (boxes1[..., 2] - boxes1[..., 0] + offset) * (boxes1[..., 3] - boxes1[..., 1] + offset)
-    area2 = (boxes2[..., 2] - boxes2[..., 0] + offset) * (boxes2[..., 3] - boxes2[..., 1] + offset)
-    top_left = torch.max(boxes1[..., :2], boxes2[..., :2])
-    bottom_right = torch.min(boxes1[..., 2:], boxes2[..., 2:])
-    wh = (bottom_right - top_left + offset).clamp(min=0)
-    inter = wh[..., 0] * wh[..., 1]
-    return inter / (area1 + area2 - inter)
 
 
 class ATSSAssigner:

@@ -1,3 +1,4 @@
+from .base import ClassificationLoss, check_background_weight
 from .bce import SigmoidBCELoss
 from .builder import CLS_LOSSES, build_cls_loss
 from .efl import EqualizedFocalLoss
@@ -5,11 +6,11 @@ from .eqfl import EqualizedQualityFocalLoss
 from .eqlv2 import EQLv2FocalLoss
 from .focal import FocalLoss
 from .grad_stats import GradStatsMixin, commit_all_grad_stats
-from .iou_loss import IOUloss, giou_loss_xyxy
+from .iou_loss import IOUloss
 from .qfl import QualityFocalLoss
 
 __all__ = [
-    "SigmoidBCELoss", "FocalLoss", "QualityFocalLoss", "EqualizedFocalLoss", "EqualizedQualityFocalLoss",
+    "ClassificationLoss", "check_background_weight", "SigmoidBCELoss", "FocalLoss", "QualityFocalLoss", "EqualizedFocalLoss", "EqualizedQualityFocalLoss",
     "EQLv2FocalLoss", "GradStatsMixin", "commit_all_grad_stats", "build_cls_loss", "CLS_LOSSES",
-    "IOUloss", "giou_loss_xyxy",
+    "IOUloss",
 ]

@@ -1,11 +1,12 @@
 """Sigmoid binary cross-entropy, the classification loss of the original YOLOX."""
 import torch.nn.functional as F
-from torch import nn
+
+from .base import ClassificationLoss
 
 __all__ = ["SigmoidBCELoss"]
 
 
-class SigmoidBCELoss(nn.Module):
+class SigmoidBCELoss(ClassificationLoss):
     """Summed sigmoid BCE: sum_ij BCE(x_ij, y_ij).
 
     The original YOLOX trains its foreground classification on IoU-weighted one-hot targets
@@ -14,10 +15,12 @@ class SigmoidBCELoss(nn.Module):
 
     quality_targets = True
 
-    def forward(self, logits, targets, normalizer=1.0):
+    def forward(self, logits, targets=None, normalizer=1.0, pos_index=None, row_weight=None, pos_targets=None):
         """logits, targets: [N, C] (targets in [0, 1]) -> summed loss, float32 scalar.
 
-        ``normalizer`` is accepted for a uniform call signature and not used.
+        The call of :class:`ClassificationLoss`: dense targets only; ``normalizer`` and ``pos_index`` are not
+        needed (no gradient statistics, and the targets say where the positives are).
         """
+        self.check_call(targets, row_weight, pos_targets)
         x = logits.float()
         return F.binary_cross_entropy_with_logits(x, targets.to(x.dtype), reduction="sum")

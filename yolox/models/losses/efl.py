@@ -46,7 +46,6 @@ class EqualizedFocalLoss(GradStatsMixin):
         |dEFL/dx| = alpha_t * w^j * (1 - p_t)^gamma^j * (1 - p_t - gamma^j * p_t * log p_t).
     """
 
-    takes_pos_index = True
     takes_row_weight = True
     quality_targets = False
 
@@ -81,7 +80,7 @@ class EqualizedFocalLoss(GradStatsMixin):
 
     def forward(self, logits, targets=None, normalizer=1.0, pos_mask=None, pos_index=None, row_weight=None,
                 pos_targets=None):
-        """Summed EFL.
+        """Summed EFL (the call of :class:`~yolox.models.losses.base.ClassificationLoss`, plus ``pos_mask``).
 
         Args:
             logits: [N, C] raw class scores (any float dtype; computed in float32).

@@ -44,20 +44,29 @@ class EQLv2FocalLoss(GradStatsMixin):
         pos_w, neg_w = self.class_weights()
         return torch.where(pos_mask.to(pos_w.device), pos_w.unsqueeze(0), neg_w.unsqueeze(0))
 
-    def forward(self, logits, targets, normalizer=1.0, pos_mask=None):
-        """Summed EQLv2* loss.
+    def forward(self, logits, targets=None, normalizer=1.0, pos_index=None, row_weight=None, pos_targets=None,
+                pos_mask=None):
+        """Summed EQLv2* loss (the call of :class:`~yolox.models.losses.base.ClassificationLoss`: dense
+        targets, no row weight; plus ``pos_mask``).
 
         Args:
             logits: [N, C] raw class scores (any float dtype; computed in float32).
             targets: [N, C] 0/1 targets.
             normalizer: what the caller divides the returned sum by before backward (analytic mode only).
-            pos_mask: optional bool [N, C] of positive elements (default targets > 0).
+            pos_index: optional (rows [P], cols [P]) of the positive elements (each foreground anchor's class).
+            pos_mask: optional bool [N, C] of positive elements instead of pos_index (default targets > 0).
         Returns:
             float32 scalar, the summed (not normalised) loss.
         """
+        self.check_call(targets, row_weight, pos_targets)
         _check_shapes(logits, targets, self.num_classes)
         x = logits.float()
         y = targets.to(x.dtype)
+        if pos_index is not None:
+            if pos_mask is not None:
+                raise ValueError("give the positives as pos_index or pos_mask, not both")
+            pos_mask = torch.zeros(y.shape, dtype=torch.bool, device=y.device)
+            pos_mask[pos_index] = True
         pos_mask = y > 0 if pos_mask is None else pos_mask
         self._collect_grad_stats(x, y, pos_mask, normalizer)
         focal = sigmoid_focal_loss(x, y, alpha=self.focal_alpha, gamma=self.focal_gamma, reduction="none")

@@ -1,13 +1,13 @@
 """Sigmoid focal loss (Lin et al., 2017)."""
 import torch
-from torch import nn
 
+from .base import ClassificationLoss
 from .modulated_bce import modulated_bce_sum
 
 __all__ = ["FocalLoss"]
 
 
-class FocalLoss(nn.Module):
+class FocalLoss(ClassificationLoss):
     """Summed focal loss: sum_ij -alpha_t (1 - p_t)^gamma log(p_t), targets 0/1.
 
     Equal to torchvision's ``sigmoid_focal_loss(reduction="sum")`` (the tests compare them); computed by the
@@ -15,9 +15,9 @@ class FocalLoss(nn.Module):
     the dense [N, 1203] loss costs a third of autograd's passes.
     """
 
-    takes_pos_index = True
     takes_row_weight = True
     takes_pos_targets = True  # sparse targets: targets=None with pos_index and pos_targets
+    learns_from_negatives = True
     quality_targets = False
 
     def __init__(self, alpha=0.25, gamma=2.0):
@@ -38,6 +38,7 @@ class FocalLoss(nn.Module):
                 every other target is 0, and no dense [N, C] target is built.
         """
         alpha = None if self.alpha < 0 else self.alpha
+        self.check_call(targets, row_weight, pos_targets)
         y = None if targets is None else targets.to(torch.float32)
         return modulated_bce_sum(logits, y, self.gamma, None, alpha, pos_index, pos_index is not None,
                                  row_weight=row_weight, pos_targets=pos_targets)

@@ -35,7 +35,8 @@ after every backward, which all-reduces them across ranks (every rank must call 
 """
 import torch
 import torch.distributed as dist
-from torch import nn
+
+from .base import ClassificationLoss
 
 __all__ = ["GradStatsMixin", "commit_all_grad_stats"]
 
@@ -43,7 +44,7 @@ GRAD_MODES = ("hook", "analytic")
 STATS_LAYOUTS = ("per_class", "released")
 
 
-class GradStatsMixin(nn.Module):
+class GradStatsMixin(ClassificationLoss):
     """Base for classification losses whose weights depend on accumulated gradient statistics.
 
     Buffers (float32, shape [C], saved in checkpoints): ``pos_grad``, ``neg_grad``, ``pos_neg``.
@@ -52,6 +53,7 @@ class GradStatsMixin(nn.Module):
     """
 
     eps = 1e-10
+    learns_from_negatives = True
     # EFL/EQFL use g = clamp(pos/neg, 0, 1); EQLv2 keeps the raw ratio (its sigmoid mapping saturates anyway).
     clamp_ratio = True
 

@@ -1,9 +1,8 @@
 """Box regression losses."""
 import torch
 from torch import nn
-from torchvision.ops import generalized_box_iou_loss
 
-__all__ = ["IOUloss", "giou_loss_xyxy"]
+__all__ = ["IOUloss"]
 
 
 class IOUloss(nn.Module):
@@ -46,8 +45,3 @@ class IOUloss(nn.Module):
         if self.reduction == "sum":
             return loss.sum()
         return loss
-
-
-def giou_loss_xyxy(pred, target):
-    """1 - GIoU for paired (x1, y1, x2, y2) boxes [N, 4] -> [N] (torchvision's generalized_box_iou_loss)."""
-    return generalized_box_iou_loss(pred, target, reduction="none")

@@ -1,13 +1,13 @@
 """Quality focal loss (Li et al., Generalized Focal Loss, 2020)."""
 import torch
-from torch import nn
 
+from .base import ClassificationLoss
 from .modulated_bce import modulated_bce_sum
 
 __all__ = ["QualityFocalLoss"]
 
 
-class QualityFocalLoss(nn.Module):
+class QualityFocalLoss(ClassificationLoss):
     """Summed QFL: sum_ij BCE(x_ij, y_ij) * |y_ij - sigmoid(x_ij)|^beta.
 
     Targets are IoU-quality soft labels: one-hot(class) * IoU for foreground anchors, 0 elsewhere
@@ -15,9 +15,9 @@ class QualityFocalLoss(nn.Module):
     Computed by the fused kernel that EQFL also uses (``modulated_bce.py``).
     """
 
-    takes_pos_index = True
     takes_row_weight = True
     takes_pos_targets = True  # sparse targets: targets=None with pos_index and pos_targets
+    learns_from_negatives = True
     quality_targets = True
 
     def __init__(self, beta=2.0):
@@ -36,6 +36,7 @@ class QualityFocalLoss(nn.Module):
             pos_targets: with ``targets=None``, the [P] IoU qualities at pos_index; every other target is 0,
                 and no dense [N, C] target is built.
         """
+        self.check_call(targets, row_weight, pos_targets)
         y = None if targets is None else targets.to(torch.float32)
         return modulated_bce_sum(logits, y, self.beta, pos_index=pos_index, index_covers_targets=pos_index is not None,
                                  row_weight=row_weight, pos_targets=pos_targets)

@@ -13,16 +13,15 @@ YOLOX* (square anchors)     e.g. (3, 4)     atss       fl, qfl, efl, eqfl, eqlv2
 YOLOX applies the classification loss to foreground locations only, so a loss that learns from the
 negatives (the focal family, the equalized losses) would silently train on positives alone there.
 """
-from yolox.utils.errors import YOLOXError
+from yolox.models.losses import check_background_weight
+from yolox.models.losses.builder import check_cls_loss_kwargs, cls_loss_class
 
 from .base_exp import ExpConfigError
 
-__all__ = ["check_exp", "switched_off_settings", "ASSIGNERS", "NEGATIVE_LOSSES"]
+__all__ = ["check_compatible_settings", "switched_off_settings", "ASSIGNERS", "DATASET_FORMATS"]
 
 ASSIGNERS = ("simota", "atss")
 DATASET_FORMATS = ("coco", "lvis")
-# Classification losses that need every anchor, negatives included (only YOLOX*'s head gives them that).
-NEGATIVE_LOSSES = ("fl", "qfl", "efl", "eqfl", "eqlv2")
 # The losses whose statistics layout (exp.efl_stats_layout) matters.
 STATS_LOSSES = ("efl", "eqfl")
 
@@ -31,7 +30,7 @@ def _is_number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def check_exp(exp):
+def check_compatible_settings(exp):
     """Raise :class:`ExpConfigError` naming the conflicting settings and what to set instead; return ``exp``.
 
     Experiments without the YOLOX head's settings (a :class:`BaseExp` of another kind) are left alone.
@@ -59,13 +58,12 @@ def check_exp(exp):
     if not isinstance(exp.cls_loss_kwargs, dict):
         raise ExpConfigError(f"cls_loss_kwargs must be a dict, got {exp.cls_loss_kwargs!r}")
 
-    # Unknown names are the loss builder's to report (with the list of known losses); building the loss
-    # also checks cls_loss_kwargs against its constructor.
+    # Unknown names are the loss builder's to report (with the list of known losses); the loss's class
+    # declares what it needs, and its constructor's signature which cls_loss_kwargs it takes.
+    loss = cls_loss_class(exp.cls_loss)
     try:
-        loss = exp.get_cls_loss()
-    except YOLOXError:
-        raise
-    except (TypeError, ValueError) as e:
+        check_cls_loss_kwargs(exp.cls_loss, exp.cls_loss_kwargs)
+    except TypeError as e:
         raise ExpConfigError(
             f"cls_loss {exp.cls_loss!r} does not accept cls_loss_kwargs {exp.cls_loss_kwargs}: {e}") from None
     name = exp.cls_loss.lower()
@@ -77,7 +75,7 @@ def check_exp(exp):
         raise ExpConfigError(
             "assigner 'atss' needs anchors, but anchor_scales is None (YOLOX's anchor points): set anchor_scales "
             "(3, 4) for YOLOX*, or assigner simota for YOLOX")
-    if not scales and name in NEGATIVE_LOSSES:
+    if not scales and loss.learns_from_negatives:
         raise ExpConfigError(
             f"cls_loss {exp.cls_loss!r} learns from the negatives, but YOLOX's head (anchor_scales None) applies the "
             f"classification loss to foreground locations only: set anchor_scales (3, 4) and assigner atss for "
@@ -85,10 +83,10 @@ def check_exp(exp):
     weight = getattr(exp, "background_weight", 1.0)
     if not _is_number(weight) or weight <= 0:
         raise ExpConfigError(f"background_weight must be a positive number, got {weight!r}")
-    if weight != 1.0 and not (scales and getattr(loss, "takes_row_weight", False)):
-        raise ExpConfigError(
-            f"background_weight {weight} needs YOLOX* (anchor_scales, assigner atss) and a cls_loss of fl, qfl, efl "
-            f"or eqfl; got anchor_scales {scales}, cls_loss {exp.cls_loss!r}: set background_weight 1.0")
+    try:
+        check_background_weight(weight, scales is not None, loss)
+    except ValueError as e:
+        raise ExpConfigError(str(e)) from None
     return exp
 
 
