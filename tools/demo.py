@@ -35,7 +35,9 @@ def make_parser():
     parser.add_argument("--nms", default=0.3, type=float, help="NMS IoU threshold")
     parser.add_argument("--tsize", default=None, type=int, help="test image size")
     parser.add_argument("--fp16", dest="fp16", default=False, action="store_true", help="half precision (GPU)")
-    parser.add_argument("--legacy", dest="legacy", default=False, action="store_true", help="accepted, no effect")
+    parser.add_argument("--legacy", dest="legacy", default=False, action="store_true",
+                        help="upstream's preprocessing of pre-0.1.0 checkpoints (RGB, /255, mean/std): not supported "
+                             "here, refused")
     parser.add_argument("--fuse", dest="fuse", default=False, action="store_true", help="fuse conv and bn")
     parser.add_argument("--opts", default=None, nargs="+", help="experiment overrides: key value ...")
     return parser
@@ -185,6 +187,9 @@ def cli(args):
     from yolox.utils import YOLOXError, get_model_info
     from yolox.utils.checkpoint import load_model_weights
 
+    if args.legacy:
+        raise YOLOXError("--legacy: this project has no legacy preprocessing (upstream's RGB, /255, mean/std inputs "
+                         "of checkpoints from before YOLOX 0.1.0); its models take BGR 0-255 images: drop --legacy")
     exp = get_exp(args.exp_file, args.name)
     exp.merge(args.opts)
     if args.experiment_name:

@@ -212,14 +212,108 @@ def test_other_ranks_log_nothing(tmp_path, monkeypatch):
     assert fake.calls == []
 
 
+class KeepingEvaluator:
+    """What the hook uses of an evaluator: its validation loader's dataset and ``_score(merged, stats)``, which
+    every evaluator calls on rank 0 with ``{image id: [K, 6] detections}``."""
+
+    def __init__(self, dataset):
+        self.dataloader = SimpleNamespace(dataset=dataset)
+        self.scored = []
+
+    def _score(self, merged, stats):
+        self.scored.append(sorted(merged))
+        return "metrics"
+
+
+def offline_wandb(monkeypatch, root):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    for var in ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR"):
+        monkeypatch.setenv(var, str(root / var.lower()))
+
+
+def json_ground_truth(gt_json, img_id):
+    """[(category_id, x1, y1, x2, y2)] of an image, from the annotation file."""
+    boxes = [(a["category_id"], *a["bbox"]) for a in gt_json["annotations"] if a["image_id"] == img_id]
+    return sorted((c, x, y, x + w, y + h) for c, x, y, w, h in boxes)
+
+
+@pytest.fixture(scope="module")
+def tiny_val(tmp_path_factory):
+    from yolox.exp import get_exp
+
+    root = tmp_path_factory.mktemp("wandb_table")
+    data = make_dataset(root / "data", "coco")
+    exp = get_exp(write_exp(root / "exp.py", data, root / "out"))
+    return exp.get_eval_dataset(), json.loads(Path(data["val_json"]).read_text())
+
+
+def test_wandb_logs_the_evaluations_detections_of_the_first_images_with_their_ground_truth(tmp_path, monkeypatch,
+                                                                                            tiny_val):
+    import cv2
+    import numpy as np
+
+    offline_wandb(monkeypatch, tmp_path)
+    dataset, gt_json = tiny_val
+    evaluator = KeepingEvaluator(dataset)
+    progress = SimpleNamespace(writer=None, evaluation=SimpleNamespace(best_ap=0.0, evaluator=evaluator))
+    hook = WandbLoggerHook(progress, {"id": "t2", "num_eval_images": 3})
+    hook.trainer = fake_trainer(tmp_path, logger="wandb")
+    hook.before_train()
+    hook.after_epoch()  # an epoch without evaluation: no table
+    # the evaluation's detections of the 4 images, (category_id, x, y, w, h, score) in original pixels;
+    # the second image has none
+    cats = dataset.class_ids
+    merged = {img_id: np.array([[cats[k % 4], 10.0 + k, 20.5, 30.0, 15.25, 0.875 - 0.125 * k] for k in range(i + 1)])
+              for i, img_id in enumerate(dataset.ids)}
+    merged[dataset.ids[1]] = np.zeros((0, 6))
+    assert evaluator._score(merged, {}) == "metrics"  # as the evaluator calls it: it still scores every image
+    assert evaluator.scored == [sorted(merged)]
+    hook.after_epoch()
+    hook.after_train()
+    assert "_score" not in vars(evaluator)  # the evaluator is left as it was found
+
+    (run_file,) = (tmp_path / "run" / "wandb").glob("offline-run-*-t2/run-t2.wandb")
+    ((table, files),) = read_wandb_tables(run_file, "val_results/result_table")
+    assert table["columns"] == ["id", "predicted", "num_predictions", "num_ground_truth"]
+    rows = table_rows(table)
+    assert [row["id"] for row in rows] == [image["id"] for image in gt_json["images"][:3]]
+    for index, row in enumerate(rows):
+        predicted = row["predicted"]
+        got = box_list(predicted["boxes"]["predictions"])
+        expected = [(int(c), x, y, x + w, y + h, score) for c, x, y, w, h, score in merged[row["id"]].tolist()]
+        assert got == expected and row["num_predictions"] == len(expected)
+        truth = json_ground_truth(gt_json, row["id"])
+        assert sorted(b[:5] for b in box_list(predicted["boxes"]["ground_truth"])) == truth
+        assert row["num_ground_truth"] == len(truth) >= 1
+        image = cv2.imread(files[predicted["path"]])  # the PNG in the table: the image itself, RGB in wandb
+        assert (predicted["width"], predicted["height"]) == (96, 96)
+        np.testing.assert_array_equal(image, dataset.load_image(index))
+    assert [len(row["predicted"]["boxes"]["predictions"]) for row in rows] == [1, 0, 3]
+    classes = json.loads(Path(files[rows[0]["predicted"]["classes"]["path"]]).read_text())["class_set"]
+    assert {c["id"]: c["name"] for c in classes} == {c["id"]: c["name"] for c in gt_json["categories"]}
+    (logged,) = [row for row in read_wandb_history(run_file) if "val_results/result_table/_type" in row]
+    assert logged["train/epoch"] == 1 and logged["val_results/result_table/nrows"] == 3
+
+
+def test_wandb_num_eval_images_counts(tiny_val):
+    dataset, _ = tiny_val
+    progress = SimpleNamespace(writer=None, evaluation=None)
+    hook = WandbLoggerHook(progress, {"num_eval_images": -1}, rank=1)  # -1: the whole validation set
+    hook._keep_detections(KeepingEvaluator(dataset))
+    assert list(hook.eval_images) == list(dataset.ids) and len(dataset.ids) == 4
+    assert WandbLoggerHook(progress, {}, rank=1).num_eval_images == 100  # upstream's default
+    with pytest.raises(YOLOXError, match="wandb-num_eval_images must be an integer"):
+        WandbLoggerHook(progress, {"num_eval_images": "all"}, rank=1)
+
+
 # ---------------------------------------------------------------------------------------------- real runs
-def read_wandb_history(run_file):
-    """The history rows of an offline run's .wandb file (a LevelDB-style log of protobuf Records)."""
+def read_wandb_records(run_file):
+    """The protobuf Records of an offline run's .wandb file (a LevelDB-style log)."""
     from wandb.proto import wandb_internal_pb2 as pb
 
     data = Path(run_file).read_bytes()
     assert data[:4] == b":W&B"
-    block, pos, chunks, pending, rows = 32768, 7, [], b"", []
+    block, pos, chunks, pending = 32768, 7, [], b""
     while pos + 7 <= len(data):
         if block - pos % block < 7:  # the block's tail is padding
             pos += block - pos % block
@@ -235,13 +329,42 @@ def read_wandb_history(run_file):
             pending += chunk
         elif kind == 4:
             chunks.append(pending + chunk)
+    records = []
     for chunk in chunks:
         record = pb.Record()
         record.ParseFromString(chunk)
-        if record.WhichOneof("record_type") == "history":
-            rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
-                         for item in record.history.item})
-    return rows
+        records.append(record)
+    return records
+
+
+def read_wandb_history(run_file):
+    """The history rows of an offline run's .wandb file."""
+    return [{item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item}
+            for record in read_wandb_records(run_file) if record.WhichOneof("record_type") == "history"]
+
+
+def read_wandb_tables(run_file, key):
+    """Every table logged offline under ``key``, in logging order: (its json, {file in its artifact: the staged
+    file}). wandb keeps a table's images and boxes in a ``run_table`` artifact, staged until ``wandb sync``."""
+    tables = []
+    for record in read_wandb_records(run_file):
+        if record.WhichOneof("record_type") != "artifact" or record.artifact.type != "run_table":
+            continue
+        files = {entry.path: entry.local_path for entry in record.artifact.manifest.contents}
+        if f"{key}.table.json" in files:
+            tables.append((json.loads(Path(files[f"{key}.table.json"]).read_text()), files))
+    return tables
+
+
+def table_rows(table):
+    """Rows of a table json as dicts by column name."""
+    return [dict(zip(table["columns"], row)) for row in table["data"]]
+
+
+def box_list(boxes):
+    """wandb box_data -> [(class_id, minX, minY, maxX, maxY, score or None)]."""
+    return [(b["class_id"], b["position"]["minX"], b["position"]["minY"], b["position"]["maxX"],
+             b["position"]["maxY"], b.get("scores", {}).get("score")) for b in boxes]
 
 
 def tensorboard_scalars(directory):
@@ -258,8 +381,9 @@ def three_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("logger_runs")
     data = make_dataset(root / "data", "lvis")
     exp_file = write_exp(root / "exp.py", data, root / "out", fmt="lvis")
+    # test_conf 0: the wandb run's prediction table gets detections from a model trained for 4 iterations
     common = ["tools/train.py", "-f", exp_file, "-d", "1", "-b", "2", "--device", "cpu", "max_epoch", "1",
-              "no_aug_epochs", "0", "print_interval", "2", "seed", "0", "data_num_workers", "0"]
+              "no_aug_epochs", "0", "print_interval", "2", "seed", "0", "data_num_workers", "0", "test_conf", "0"]
     # the three runs must train the same model: seeded, loading in the training process
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -269,7 +393,8 @@ def three_runs(tmp_path_factory):
             mp.setenv(var, str(root / var.lower()))
         mp.setenv("YOLOX_MLFLOW_RUN_NAME", "ml-run")
         for name in ("tensorboard", "mlflow", "wandb"):
-            extra = ["wandb-project", "yolox", "wandb-id", "lt1", "wandb-log_checkpoints", "True"]
+            extra = ["wandb-project", "yolox", "wandb-id", "lt1", "wandb-log_checkpoints", "True",
+                     "wandb-num_eval_images", "3"]
             extra = extra if name == "wandb" else []
             run_tool(*common[:1], "-l", name, "-expn", name, *common[1:], *extra).stdout
     return root / "out"
@@ -305,3 +430,39 @@ def test_mlflow_and_wandb_hold_what_tensorboard_got_at_the_same_steps(three_runs
         got.update({(tag, step): value for tag, value in row.items() if tag in tags})
     assert set(got) == set(expected)
     assert all(got[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-8) for key in expected)
+
+
+def test_wandb_table_holds_the_detections_of_the_runs_evaluation(three_runs):
+    """The one evaluation of the wandb run: its table has the first 3 validation images with the detections of
+    the evaluated model (``last_epoch_ckpt.pth``'s weights, run again here) and their annotations."""
+    import numpy as np
+    import torch
+
+    from yolox.exp import get_exp
+
+    out = three_runs
+    (run_file,) = (out / "wandb" / "wandb").glob("offline-run-*-lt1/run-lt1.wandb")
+    ((table, _),) = read_wandb_tables(run_file, "val_results/result_table")
+    rows = table_rows(table)
+    exp = get_exp(str(out.parent / "exp.py"))
+    exp.test_conf = 0.0  # as the runs
+    gt_json = json.loads((Path(exp.data_dir) / "annotations" / exp.val_ann).read_text())
+    assert [row["id"] for row in rows] == [image["id"] for image in gt_json["images"][:3]]
+
+    model = exp.get_model()
+    model.load_state_dict(torch.load(out / "wandb" / "last_epoch_ckpt.pth", map_location="cpu",
+                                     weights_only=False)["model"])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the training process (OMP_NUM_THREADS=1): the same arithmetic
+    try:
+        merged, _ = exp.get_evaluator(batch_size=2, is_distributed=False)._detections(model.eval(), False, False)
+    finally:
+        torch.set_num_threads(threads)
+    assert sum(row["num_predictions"] for row in rows) > 0
+    for row in rows:
+        boxes = row["predicted"]["boxes"]
+        got = np.array(box_list(boxes["predictions"]), dtype=float).reshape(-1, 6)
+        expected = np.array([(c, x, y, x + w, y + h, score) for c, x, y, w, h, score in merged[row["id"]].tolist()])
+        assert row["num_predictions"] == len(got) == len(expected)
+        np.testing.assert_allclose(got, expected.reshape(-1, 6), rtol=1e-5, atol=1e-4)
+        assert sorted(b[:5] for b in box_list(boxes["ground_truth"])) == json_ground_truth(gt_json, row["id"])

@@ -15,7 +15,7 @@ import torch
 
 from cli_helpers import ROOT
 
-TOOLS = ["train", "eval", "demo", "export_onnx", "export_torchscript", "onnx_inference"]
+TOOLS = ["train", "eval", "demo", "export_onnx", "export_torchscript", "onnx_inference", "visualize_assign"]
 DEFAULT_EXPS = ["yolox_nano", "yolox_tiny", "yolox_s", "yolox_m", "yolox_l", "yolox_x"]
 
 

@@ -1,7 +1,8 @@
-"""Upstream YOLOX's flags that used to be accepted and ignored: eval.py --speed and --legacy, export_onnx.py's
-onnxsim simplification (--no-onnxsim), train.py -o."""
+"""Upstream YOLOX's flags that used to be accepted and ignored: eval.py --speed and --legacy, demo.py --legacy,
+export_onnx.py's onnxsim simplification (--no-onnxsim), train.py -o."""
 import re
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -49,6 +50,23 @@ def test_eval_legacy_is_refused_in_one_line(coco_exp):
     assert result.errors == ["--legacy: this project has no legacy preprocessing (upstream's RGB, /255, mean/std "
                              "inputs of checkpoints from before YOLOX 0.1.0); its models take BGR 0-255 images: "
                              "drop --legacy"]
+
+
+def test_demo_legacy_is_refused_in_one_line(coco_exp, tiny_coco):
+    exp_file, work = coco_exp
+    image = next(Path(tiny_coco["root"]).rglob("*.jpg"))
+    result = cli_in_process("demo", ["image", "-f", exp_file, "--path", image, "--legacy", "--save_result",
+                                     "--opts", "output_dir", work / "demo_out"])
+    assert result.code == 2
+    assert result.errors == ["--legacy: this project has no legacy preprocessing (upstream's RGB, /255, mean/std "
+                             "inputs of checkpoints from before YOLOX 0.1.0); its models take BGR 0-255 images: "
+                             "drop --legacy"]
+    assert not (work / "demo_out").exists()  # refused before the model runs or anything is written
+    # the same command without --legacy runs and draws the image
+    result = cli_in_process("demo", ["image", "-f", exp_file, "--path", image, "--save_result",
+                                     "--opts", "output_dir", work / "demo_out"])
+    assert result.code == 0 and not result.errors
+    assert len(list((work / "demo_out").rglob("*.jpg"))) == 1
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,13 @@ wandb-save_dir ./wandb wandb-log_checkpoints True``; other ``wandb-<key>`` pairs
 validation ones ``train/epoch`` (wandb's own step must increase, the two axes do not share one).
 ``log_checkpoints True``: after every epoch ``latest_ckpt.pth`` as a ``model`` artifact
 ``run_<id>_model`` with the aliases ``latest``, ``epoch-<n>`` and, when the epoch wrote a new
-``best_ckpt.pth``, ``best``. ``num_eval_images`` (prediction images) is accepted but not supported.
-``WANDB_MODE=offline`` writes the run under ``<save_dir>/wandb`` only.
+``best_ckpt.pth``, ``best``. ``num_eval_images N`` (default 100 as upstream's; -1: the whole validation set;
+0: none): after each evaluation, the table ``val_results/result_table`` (at ``train/epoch``) of the first N
+validation images, one row each: ``id`` (image id), ``predicted`` (the image with two box layers,
+``predictions``, the evaluation's detections with their scores, and ``ground_truth``), ``num_predictions``,
+``num_ground_truth``. The detections are those the evaluation scored (original-image pixels), not a second
+inference. ``WANDB_MODE=offline`` writes the run under ``<save_dir>/wandb`` only (a table's images and boxes
+are in its ``run_table`` artifact, staged under ``WANDB_DATA_DIR`` until ``wandb sync``).
 
 MLflow (``pip install mlflow``; ``mlflow-skinny`` is enough), configured as upstream YOLOX's by environment
 variables: ``MLFLOW_TRACKING_URI`` (default: a file store ``<output_dir>/<experiment>/mlruns``),
@@ -30,6 +35,7 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 from loguru import logger
 
 from yolox.utils.errors import YOLOXError
@@ -197,12 +203,18 @@ class WandbLoggerHook(LoggerHook):
         self.entity = options.pop("entity", None)
         self.save_dir = options.pop("save_dir", None)
         self.log_checkpoints = str(options.pop("log_checkpoints", False)).lower() in _TRUE
-        self.num_eval_images = options.pop("num_eval_images", None)
+        self.num_eval_images = options.pop("num_eval_images", 100)
+        if not isinstance(self.num_eval_images, int) or isinstance(self.num_eval_images, bool):
+            raise YOLOXError(f"wandb-num_eval_images must be an integer (-1: the whole validation set, 0: none), "
+                             f"got {self.num_eval_images!r}")
         options.pop("config", None)  # the run's config is the experiment's
         self.init_kwargs = options
         self.wandb = _require("wandb") if rank == 0 else None
         self.run = None
         self.best_stamp = None
+        self.evaluator = None  # the evaluator whose detections are kept (rank 0, num_eval_images != 0)
+        self.eval_images = {}  # image id -> index in the validation dataset, of the images of the table
+        self.eval_detections = None  # image id -> [K, 6] detections of the last evaluation, until logged
 
     def start(self):
         trainer = self.trainer
@@ -218,15 +230,78 @@ class WandbLoggerHook(LoggerHook):
         self.run.define_metric("efl/*", step_metric="train/step")
         self.run.define_metric("train/epoch")
         self.run.define_metric("val/*", step_metric="train/epoch")
+        self.run.define_metric("val_results/*", step_metric="train/epoch")
         if self.num_eval_images:
-            logger.info("wandb-num_eval_images: logging prediction images is not supported; ignored")
+            self._keep_detections(getattr(getattr(self.progress, "evaluation", None), "evaluator", None))
         self.best_stamp = self._best_stamp()
         logger.info(f"wandb: run {self.run.id} in {save_dir}")
 
     def log(self, values, step, epoch_axis):
         self.run.log({**values, ("train/epoch" if epoch_axis else "train/step"): step})
 
+    # ---------------------------------------------------------------- prediction table
+    def _keep_detections(self, evaluator):
+        """Have ``evaluator`` keep the detections of the table's images when it scores an evaluation.
+
+        The evaluators hand every image's detections to their ``_score(merged, stats)`` (rank 0) and keep
+        none; wrapping it on this instance keeps the first ``num_eval_images`` images' only (LVIS val's
+        whole set would be hundreds of MB)."""
+        dataset = getattr(getattr(evaluator, "dataloader", None), "dataset", None)
+        needed = ("ids", "load_image", "load_anno", "class_ids", "class_names")
+        if not hasattr(evaluator, "_score") or not all(hasattr(dataset, name) for name in needed):
+            logger.warning("wandb-num_eval_images: the run's evaluator has no COCO/LVIS/VOC validation dataset; "
+                           "no prediction table is logged")
+            return
+        count = len(dataset) if self.num_eval_images < 0 else min(self.num_eval_images, len(dataset))
+        self.eval_images = {int(dataset.ids[i]): i for i in range(count)}
+        score = evaluator._score
+
+        def score_and_keep(merged, stats):
+            empty = np.zeros((0, 6))
+            self.eval_detections = {img_id: np.asarray(merged.get(img_id, empty)) for img_id in self.eval_images}
+            return score(merged, stats)
+
+        evaluator._score = score_and_keep
+        self.evaluator = evaluator
+
+    def _release_evaluator(self):
+        if self.evaluator is not None:
+            del self.evaluator._score  # the class's method again
+            self.evaluator = None
+
+    def prediction_table(self):
+        """The ``val_results/result_table`` of the last evaluation's kept detections (see the module docstring)."""
+        dataset = self.evaluator.dataloader.dataset
+        class_labels = {int(c): str(name) for c, name in zip(dataset.class_ids, dataset.class_names)}
+        table = self.wandb.Table(columns=["id", "predicted", "num_predictions", "num_ground_truth"])
+        for img_id, index in self.eval_images.items():
+            detections = self.eval_detections[img_id]  # [K, 6]: category_id, x, y, w, h, score
+            predictions = [
+                {"position": {"minX": x, "minY": y, "maxX": x + w, "maxY": y + h}, "domain": "pixel",
+                 "class_id": int(cat), "scores": {"score": score},
+                 "box_caption": f"{class_labels.get(int(cat), int(cat))} {score:.2f}"}
+                for cat, x, y, w, h, score in detections.tolist()
+            ]
+            annotations = dataset.load_anno(index)  # [G, 5]: x1, y1, x2, y2, class index
+            ground_truth = []
+            for x1, y1, x2, y2, cls in annotations.tolist():
+                cat = int(dataset.class_ids[int(cls)])
+                ground_truth.append({"position": {"minX": x1, "minY": y1, "maxX": x2, "maxY": y2}, "domain": "pixel",
+                                     "class_id": cat, "box_caption": class_labels[cat]})
+            image = np.ascontiguousarray(dataset.load_image(index)[:, :, ::-1])  # BGR -> RGB
+            boxes = {"predictions": {"box_data": predictions, "class_labels": class_labels},
+                     "ground_truth": {"box_data": ground_truth, "class_labels": class_labels}}
+            table.add_data(img_id, self.wandb.Image(image, boxes=boxes), len(predictions), len(ground_truth))
+        return table
+
     def epoch_end(self):
+        if self.eval_detections is not None:  # this epoch was evaluated
+            try:
+                table = self.prediction_table()
+                self.run.log({"val_results/result_table": table, "train/epoch": self.trainer.epoch + 1})
+            except Exception as e:  # noqa: BLE001 - a picture must not stop the training (e.g. an unreadable image)
+                logger.warning(f"wandb: prediction table not logged: {type(e).__name__}: {e}")
+            self.eval_detections = None
         if not self.log_checkpoints:
             return
         trainer = self.trainer
@@ -245,6 +320,7 @@ class WandbLoggerHook(LoggerHook):
         self.run.log_artifact(artifact, aliases=aliases)
 
     def finish(self, completed):
+        self._release_evaluator()
         self.run.finish(exit_code=0 if completed else 1)
         self.run = None
 
