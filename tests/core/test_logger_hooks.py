@@ -15,6 +15,7 @@ from cli_helpers import make_dataset, run_tool, write_exp  # noqa: E402
 
 from yolox.core.hooks import MlflowLoggerHook, WandbLoggerHook, build_logger_hook  # noqa: E402
 from yolox.core.hooks.loggers import check_logger, exp_params, split_wandb_options  # noqa: E402
+from yolox.evaluators.detection_gather import kept_detections  # noqa: E402
 from yolox.utils.errors import YOLOXError  # noqa: E402
 
 # What a progress hook writes in two progress lines and one evaluation (tag, value, step): the steps are the
@@ -213,16 +214,17 @@ def test_other_ranks_log_nothing(tmp_path, monkeypatch):
 
 
 class KeepingEvaluator:
-    """What the hook uses of an evaluator: its validation loader's dataset and ``_score(merged, stats)``, which
-    every evaluator calls on rank 0 with ``{image id: [K, 6] detections}``."""
+    """What the hook uses of an evaluator: its validation loader's dataset, and ``keep_image_ids``, whose
+    detections every evaluator's ``evaluate()`` keeps in ``kept_detections`` on rank 0."""
 
     def __init__(self, dataset):
         self.dataloader = SimpleNamespace(dataset=dataset)
-        self.scored = []
+        self.keep_image_ids = ()
+        self.kept_detections = None
 
-    def _score(self, merged, stats):
-        self.scored.append(sorted(merged))
-        return "metrics"
+    def score(self, merged):
+        """What ``evaluate()`` does with the gathered ``{image id: [K, 6] detections}`` before scoring them."""
+        self.kept_detections = kept_detections(merged, self.keep_image_ids)
 
 
 def offline_wandb(monkeypatch, root):
@@ -266,11 +268,11 @@ def test_wandb_logs_the_evaluations_detections_of_the_first_images_with_their_gr
     merged = {img_id: np.array([[cats[k % 4], 10.0 + k, 20.5, 30.0, 15.25, 0.875 - 0.125 * k] for k in range(i + 1)])
               for i, img_id in enumerate(dataset.ids)}
     merged[dataset.ids[1]] = np.zeros((0, 6))
-    assert evaluator._score(merged, {}) == "metrics"  # as the evaluator calls it: it still scores every image
-    assert evaluator.scored == [sorted(merged)]
+    assert evaluator.keep_image_ids == tuple(dataset.ids[:3])
+    evaluator.score(merged)
     hook.after_epoch()
     hook.after_train()
-    assert "_score" not in vars(evaluator)  # the evaluator is left as it was found
+    assert evaluator.keep_image_ids == () and evaluator.kept_detections is None  # left as it was found
 
     (run_file,) = (tmp_path / "run" / "wandb").glob("offline-run-*-t2/run-t2.wandb")
     ((table, files),) = read_wandb_tables(run_file, "val_results/result_table")

@@ -9,7 +9,7 @@ import numpy as np
 from faster_coco_eval import COCO, COCOeval_faster
 from tabulate import tabulate
 
-from .detection_gather import (broadcast_from_main, detections_to_coco, gather_detections, resolve_gt_json,
+from .detection_gather import (broadcast_from_main, detections_to_coco, gather_detections, kept_detections, resolve_gt_json,
                                run_detector)
 
 __all__ = ["COCO_METRIC_KEYS", "coco_bbox_eval", "load_gt", "build_results_api", "unavailable_metrics_note",
@@ -156,6 +156,9 @@ class COCOEvaluator:
         self.per_class_AP = per_class_AP
         self.per_class_AR = per_class_AR
         self.last_metrics = {}
+        # image ids whose detections evaluate() keeps in kept_detections (rank 0), e.g. for a logger's pictures
+        self.keep_image_ids = ()
+        self.kept_detections = None
 
     def _postprocess_fn(self):
         if self.postprocess_fn is not None:
@@ -187,6 +190,7 @@ class COCOEvaluator:
             model.train(was_training)
         out = None
         if merged is not None:
+            self.kept_detections = kept_detections(merged, self.keep_image_ids)
             out = self._score(merged, stats)
         metrics, summary = broadcast_from_main(out, distributed)
         self.last_metrics = metrics

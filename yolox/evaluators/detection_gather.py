@@ -15,6 +15,7 @@ from yolox.utils import get_rank, get_world_size, is_main_process, xyxy2xywh
 
 __all__ = [
     "run_detector",
+    "kept_detections",
     "gather_detections",
     "detections_to_coco",
     "resolve_gt_json",
@@ -178,3 +179,12 @@ def broadcast_from_main(obj, distributed=None):
     box = [obj]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def kept_detections(merged, image_ids):
+    """``{image id: [K, 6] float array}`` (category_id, x, y, w, h, score) of ``image_ids`` in the gathered
+    detections ``merged`` (an image without detections: [0, 6]); None when ``image_ids`` is empty."""
+    if not image_ids:
+        return None
+    empty = np.zeros((0, 6))
+    return {img_id: np.asarray(merged.get(img_id, empty)) for img_id in image_ids}

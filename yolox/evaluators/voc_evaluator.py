@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 
-from .detection_gather import broadcast_from_main, gather_detections, run_detector
+from .detection_gather import broadcast_from_main, gather_detections, kept_detections, run_detector
 from .voc_eval import IOU_THRESHOLDS, voc_class_ap
 
 __all__ = ["VOCEvaluator", "voc_metrics", "detections_from_all_boxes", "detections_from_rows", "write_voc_results"]
@@ -134,6 +134,8 @@ class VOCEvaluator:
         self.output_dir = output_dir
         self.num_images = len(dataloader.dataset)
         self.last_metrics = {}
+        self.keep_image_ids = ()  # as COCOEvaluator's
+        self.kept_detections = None
 
     def _postprocess_fn(self):
         if self.postprocess_fn is not None:
@@ -156,7 +158,10 @@ class VOCEvaluator:
             merged, stats = gather_detections(per_image, stats, distributed)
         finally:
             model.train(was_training)
-        out = self._score(merged, stats) if merged is not None else None
+        out = None
+        if merged is not None:
+            self.kept_detections = kept_detections(merged, self.keep_image_ids)
+            out = self._score(merged, stats)
         metrics, summary = broadcast_from_main(out, distributed)
         self.last_metrics = metrics
         return _zero_nan(metrics["AP"]), _zero_nan(metrics["AP50"]), summary

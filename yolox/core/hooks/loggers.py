@@ -214,7 +214,6 @@ class WandbLoggerHook(LoggerHook):
         self.best_stamp = None
         self.evaluator = None  # the evaluator whose detections are kept (rank 0, num_eval_images != 0)
         self.eval_images = {}  # image id -> index in the validation dataset, of the images of the table
-        self.eval_detections = None  # image id -> [K, 6] detections of the last evaluation, until logged
 
     def start(self):
         trainer = self.trainer
@@ -241,32 +240,23 @@ class WandbLoggerHook(LoggerHook):
 
     # ---------------------------------------------------------------- prediction table
     def _keep_detections(self, evaluator):
-        """Have ``evaluator`` keep the detections of the table's images when it scores an evaluation.
-
-        The evaluators hand every image's detections to their ``_score(merged, stats)`` (rank 0) and keep
-        none; wrapping it on this instance keeps the first ``num_eval_images`` images' only (LVIS val's
-        whole set would be hundreds of MB)."""
+        """Have ``evaluator`` keep the detections of the table's images when it scores an evaluation: the first
+        ``num_eval_images`` images' only (LVIS val's whole set would be hundreds of MB)."""
         dataset = getattr(getattr(evaluator, "dataloader", None), "dataset", None)
         needed = ("ids", "load_image", "load_anno", "class_ids", "class_names")
-        if not hasattr(evaluator, "_score") or not all(hasattr(dataset, name) for name in needed):
+        if not hasattr(evaluator, "keep_image_ids") or not all(hasattr(dataset, name) for name in needed):
             logger.warning("wandb-num_eval_images: the run's evaluator has no COCO/LVIS/VOC validation dataset; "
                            "no prediction table is logged")
             return
         count = len(dataset) if self.num_eval_images < 0 else min(self.num_eval_images, len(dataset))
         self.eval_images = {int(dataset.ids[i]): i for i in range(count)}
-        score = evaluator._score
-
-        def score_and_keep(merged, stats):
-            empty = np.zeros((0, 6))
-            self.eval_detections = {img_id: np.asarray(merged.get(img_id, empty)) for img_id in self.eval_images}
-            return score(merged, stats)
-
-        evaluator._score = score_and_keep
+        evaluator.keep_image_ids = tuple(self.eval_images)
         self.evaluator = evaluator
 
     def _release_evaluator(self):
         if self.evaluator is not None:
-            del self.evaluator._score  # the class's method again
+            self.evaluator.keep_image_ids = ()
+            self.evaluator.kept_detections = None
             self.evaluator = None
 
     def prediction_table(self):
@@ -275,7 +265,7 @@ class WandbLoggerHook(LoggerHook):
         class_labels = {int(c): str(name) for c, name in zip(dataset.class_ids, dataset.class_names)}
         table = self.wandb.Table(columns=["id", "predicted", "num_predictions", "num_ground_truth"])
         for img_id, index in self.eval_images.items():
-            detections = self.eval_detections[img_id]  # [K, 6]: category_id, x, y, w, h, score
+            detections = self.evaluator.kept_detections[img_id]  # [K, 6]: category_id, x, y, w, h, score
             predictions = [
                 {"position": {"minX": x, "minY": y, "maxX": x + w, "maxY": y + h}, "domain": "pixel",
                  "class_id": int(cat), "scores": {"score": score},
@@ -295,13 +285,13 @@ class WandbLoggerHook(LoggerHook):
         return table
 
     def epoch_end(self):
-        if self.eval_detections is not None:  # this epoch was evaluated
+        if self.evaluator is not None and self.evaluator.kept_detections is not None:  # this epoch was evaluated
             try:
                 table = self.prediction_table()
                 self.run.log({"val_results/result_table": table, "train/epoch": self.trainer.epoch + 1})
             except Exception as e:  # noqa: BLE001 - a picture must not stop the training (e.g. an unreadable image)
                 logger.warning(f"wandb: prediction table not logged: {type(e).__name__}: {e}")
-            self.eval_detections = None
+            self.evaluator.kept_detections = None
         if not self.log_checkpoints:
             return
         trainer = self.trainer
