@@ -1,8 +1,8 @@
 """SIGKILL at several moments (an iteration, an evaluation, a checkpoint write, a random moment), then
 ``--resume``: each time training continues from the last complete checkpoint and finally finishes.
 
-Two test-only hooks widen the windows: YOLOX_TEST_SLOW_SAVE (sleep between writing a checkpoint's temporary
-file and renaming it) and YOLOX_TEST_SLOW_EVAL (sleep at the start of an evaluation).
+``tests/tools/slow_train.py`` runs tools/train.py with wider windows: SLOW_SAVE (a wait between writing a
+checkpoint's temporary file and renaming it) and SLOW_EVAL (a wait at the start of an evaluation).
 """
 import os
 import random
@@ -22,7 +22,7 @@ from yolox.utils import load_checkpoint_file
 def _start(exp_file, *extra, env=None):
     full_env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", **(env or {}))
     return subprocess.Popen(
-        [sys.executable, "tools/train.py", "-f", exp_file, "-b", "2", "-d", "1", "--device", "cpu", "-l", "none",
+        [sys.executable, "tests/tools/slow_train.py", "-f", exp_file, "-b", "2", "-d", "1", "--device", "cpu", "-l", "none",
          *extra], cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
 
@@ -71,7 +71,7 @@ def test_sigkill_then_resume_continues_from_last_complete_checkpoint(tiny_coco, 
     assert (_latest(out)["start_epoch"], _latest(out)["start_iter"]) == (1, 0)
 
     # 2. during the write of epoch 2's 'latest' checkpoint: the previous file stays in place, complete
-    lines, killed = _run_until(_start(exp_file, "--resume", env={"YOLOX_TEST_SLOW_SAVE": "3"}),
+    lines, killed = _run_until(_start(exp_file, "--resume", env={"SLOW_SAVE": "3"}),
                                lambda line, _: "temporary file of latest_ckpt.pth written" in line)
     assert killed, "".join(lines[-30:])
     assert "start train epoch 2" in "".join(lines) and "start train epoch 1" not in "".join(lines)
@@ -80,7 +80,7 @@ def test_sigkill_then_resume_continues_from_last_complete_checkpoint(tiny_coco, 
     assert _latest(out)["start_epoch"] == 1
 
     # 3. during the evaluation after epoch 2: 'latest' (epoch 2) was written before it
-    lines, killed = _run_until(_start(exp_file, "--resume", env={"YOLOX_TEST_SLOW_EVAL": "5"}),
+    lines, killed = _run_until(_start(exp_file, "--resume", env={"SLOW_EVAL": "5"}),
                                lambda line, _: "evaluating after epoch 2" in line)
     assert killed, "".join(lines[-30:])
     assert "Average Precision" not in "".join(lines)

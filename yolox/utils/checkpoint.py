@@ -3,7 +3,6 @@ fine-tuning."""
 import os
 import shutil
 import tempfile
-import time
 
 import torch
 from loguru import logger
@@ -30,7 +29,6 @@ def atomic_torch_save(obj, path):
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
-        _test_only_slow_save(path)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -41,15 +39,6 @@ def atomic_torch_save(obj, path):
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
-
-
-def _test_only_slow_save(path):
-    """TEST HOOK: ``YOLOX_TEST_SLOW_SAVE=<seconds>`` sleeps between writing the temporary file and renaming it,
-    so the crash tests can kill a run in the middle of a checkpoint write. Never set it in real runs."""
-    delay = os.environ.get("YOLOX_TEST_SLOW_SAVE")
-    if delay:
-        print(f"YOLOX_TEST_SLOW_SAVE: temporary file of {os.path.basename(path)} written, renaming in {delay}s", flush=True)
-        time.sleep(float(delay))
 
 
 def save_checkpoint(state, is_best, save_dir, model_name=""):

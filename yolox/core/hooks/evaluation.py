@@ -54,8 +54,6 @@ class EvalHook(HookBase):
     def evaluate(self):
         trainer = self.trainer
         logger.info(f"evaluating after epoch {trainer.epoch + 1}")
-        if os.environ.get("YOLOX_TEST_SLOW_EVAL"):  # TEST HOOK for the crash tests: a wide window to kill in
-            time.sleep(float(os.environ["YOLOX_TEST_SLOW_EVAL"]))
         all_reduce_norm(unwrap_model(trainer.model))
         if trainer.ema_model is not None:
             all_reduce_norm(trainer.ema_model.ema)
