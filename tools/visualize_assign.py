@@ -24,7 +24,6 @@ For each image ``<output-dir>/assign_vis_<batch>_<image>.png`` (default output d
   classification and IoU-branch losses) in a free corner of the box, joined to its ground truth's centre.
 """
 import argparse
-import inspect
 import json
 import os
 import sys
@@ -71,46 +70,23 @@ def make_parser():
 
 
 # ----------------------------------------------------------------------------- the head's assignment
-class AssignmentRecorder:
-    """Records what the head's target method (``_simota_targets`` or ``_atss_targets``) receives and returns
-    at each training forward, by wrapping it on this head instance (``close`` restores it)."""
-
-    def __init__(self, head):
-        self.head = head
-        self.name = "_atss_targets" if head.anchor_based else "_simota_targets"
-        self.original = getattr(head, self.name)
-        self.signature = inspect.signature(self.original)
-        self.calls = []  # (arguments by name, (fg [B, N], gt_boxes [F, 4], gt_classes [F], ious [F]))
-        setattr(head, self.name, self._record)
-
-    def _record(self, *args, **kwargs):
-        out = self.original(*args, **kwargs)
-        self.calls.append((dict(self.signature.bind(*args, **kwargs).arguments), out))
-        return out
-
-    def close(self):
-        if vars(self.head).get(self.name) == self._record:
-            delattr(self.head, self.name)
-
-
-def assignment_of_batch(head, arguments, targets):
-    """The recorded targets of one batch as per-image lists of positives.
+def assignment_of_batch(head, assignment, labels):
+    """The head's assignment of one batch as per-image lists of positives.
 
     Args:
         head: the model's ``YOLOXHead``.
-        arguments, targets: one :class:`AssignmentRecorder` call: the target method's arguments and returns.
+        assignment: what :meth:`YOLOXHead.assign` returned for the batch.
+        labels: the batch's ``[B, max_labels, 5]`` targets.
     Returns:
         per image, {"gts": [{"row" (of the targets), "class", "box": [cx, cy, w, h]}], "positives": [{"anchor"
         (in the head's anchor layout), "level", "stride", "anchor_in_location" (0 .. na - 1), "center": [x, y],
         "anchor_box": [x1, y1, x2, y2] (YOLOX* only), "gt" (index into "gts"), "iou" (IoU target)}]}.
     """
-    import torch
-
-    fg, gt_boxes, gt_classes, ious = targets
-    labels = arguments["labels"].float()
-    grid, stride = arguments["grid"], arguments["stride"]
+    fg, gt_rows, ious = assignment["fg"], assignment["gt_rows"], assignment["ious"]
+    labels = labels.float()
+    grid, stride = assignment["grid"], assignment["stride"]
     centers = head.anchor_centers(grid, stride)
-    anchor_boxes = head.anchor_boxes(grid, stride, arguments["side"]) if head.anchor_based else None
+    anchor_boxes = head.anchor_boxes(grid, stride, assignment["side"]) if head.anchor_based else None
     na = head.num_anchors
     level_starts = {}  # stride -> first anchor of its level (level-major layout)
     for i, s in enumerate(stride.tolist()):
@@ -123,9 +99,7 @@ def assignment_of_batch(head, arguments, targets):
         gts = [{"row": r, "class": int(labels[b, r, 0]), "box": labels[b, r, 1:5].tolist()} for r in rows]
         images.append({"gts": gts, "positives": []})
     for j, (b, a) in enumerate(zip(b_idx.tolist(), a_idx.tolist())):
-        # the gt a positive was given to: the valid target row the head copied its box and class from
-        same = (labels[b, :, 1:5] == gt_boxes[j]).all(dim=1) & (labels[b, :, 0].long() == gt_classes[j]) & valid[b]
-        row = int(torch.nonzero(same)[0, 0])
+        row = int(gt_rows[j])  # the target row of the gt the positive was given to
         s = float(stride[a])
         positive = {"anchor": a, "level": head.strides.index(int(s)), "stride": s,
                     "anchor_in_location": (a - level_starts[s]) % na, "center": centers[a].tolist(),
@@ -328,8 +302,9 @@ def build_exp(args):
 
 
 def visualize(exp, model, loader, device, max_batch, out_dir, class_names):
-    """Draw ``max_batch`` batches of ``loader``. Returns, per batch, {"num_fg": the head's foreground count of
-    the batch (its loss dict's ``num_fg`` x images), "files": [png paths], "images": :func:`assignment_of_batch`}."""
+    """Draw ``max_batch`` batches of ``loader``, assigned by :meth:`YOLOXHead.assign` (the training losses'
+    assignment). Returns, per batch, {"num_fg": the batch's positives, "files": [png paths], "images":
+    :func:`assignment_of_batch`}."""
     import cv2
     import numpy as np
     import torch
@@ -337,40 +312,33 @@ def visualize(exp, model, loader, device, max_batch, out_dir, class_names):
 
     head = model.head
     supervisor = f"ATSS (YOLOX*), {head.num_anchors} anchors / location" if head.anchor_based else "SimOTA (YOLOX)"
-    recorder = AssignmentRecorder(head)
     results = []
-    try:
-        for batch_index, batch in enumerate(loader):
-            if batch_index >= max_batch:
-                break
-            inps, targets = batch[:2]
-            inps, targets = exp.preprocess(inps.to(device).float(), targets.to(device).float(), exp.input_size)
-            recorder.calls.clear()
-            with torch.no_grad():
-                losses = model(inps, targets)
-            if len(recorder.calls) != 1:
-                raise RuntimeError(f"the head assigned {len(recorder.calls)} times in one forward (expected once)")
-            images = assignment_of_batch(head, *recorder.calls[0])
-            num_fg = int(round(float(losses["num_fg"]) * inps.shape[0]))
-            files = []
-            for i, assignment in enumerate(images):
-                image = inps[i].permute(1, 2, 0).clamp(0, 255).byte().cpu().numpy()
-                picture = draw_assignment(np.ascontiguousarray(image), assignment, head, class_names,
-                                          [supervisor, f"batch {batch_index}, image {i}"])
-                path = os.path.join(out_dir, f"assign_vis_{batch_index}_{i}.png")
-                cv2.imwrite(path, picture)
-                for gt in assignment["gts"]:
-                    gt["class_name"] = class_names[gt["class"]]
-                with open(os.path.splitext(path)[0] + ".json", "w") as f:
-                    json.dump({"supervisor": "atss" if head.anchor_based else "simota",
-                               "input_size": list(inps.shape[-2:]), **assignment}, f)
-                files.append(path)
-            drawn = sum(len(a["positives"]) for a in images)
-            logger.info(f"batch {batch_index}: {drawn} positives drawn over {len(images)} images (the head's "
-                        f"num_fg: {num_fg}) -> {out_dir}/assign_vis_{batch_index}_*.png")
-            results.append({"num_fg": num_fg, "files": files, "images": images})
-    finally:
-        recorder.close()
+    for batch_index, batch in enumerate(loader):
+        if batch_index >= max_batch:
+            break
+        inps, targets = batch[:2]
+        inps, targets = exp.preprocess(inps.to(device).float(), targets.to(device).float(), exp.input_size)
+        with torch.no_grad():
+            assignment = head.assign(model.backbone(inps), targets)
+        images = assignment_of_batch(head, assignment, targets)
+        num_fg = int(assignment["fg"].sum())
+        files = []
+        for i, drawn_image in enumerate(images):
+            image = inps[i].permute(1, 2, 0).clamp(0, 255).byte().cpu().numpy()
+            picture = draw_assignment(np.ascontiguousarray(image), drawn_image, head, class_names,
+                                      [supervisor, f"batch {batch_index}, image {i}"])
+            path = os.path.join(out_dir, f"assign_vis_{batch_index}_{i}.png")
+            cv2.imwrite(path, picture)
+            for gt in drawn_image["gts"]:
+                gt["class_name"] = class_names[gt["class"]]
+            with open(os.path.splitext(path)[0] + ".json", "w") as f:
+                json.dump({"supervisor": "atss" if head.anchor_based else "simota",
+                           "input_size": list(inps.shape[-2:]), **drawn_image}, f)
+            files.append(path)
+        drawn = sum(len(a["positives"]) for a in images)
+        logger.info(f"batch {batch_index}: {drawn} positives drawn over {len(images)} images -> "
+                    f"{out_dir}/assign_vis_{batch_index}_*.png")
+        results.append({"num_fg": num_fg, "files": files, "images": images})
     return results
 
 

@@ -241,3 +241,36 @@ def test_background_weight_needs_yolox_star_and_a_focal_family_loss():
         small_exp(background_weight=10.0).get_model()
     with pytest.raises(ValueError, match="background_weight"):
         small_exp(anchor_scales=(3, 4), assigner="atss", cls_loss="eqlv2", background_weight=10.0).get_model()
+
+
+@pytest.mark.parametrize("star", [False, True])
+def test_assign_is_the_assignment_of_the_training_losses(star, monkeypatch):
+    """``YOLOXHead.assign`` (what tools/visualize_assign.py draws) returns the targets that the training forward
+    gives its losses on the same batch, and each positive's gt row holds its gt box and class."""
+    from yolox.models import YOLOXHead
+
+    overrides = {"anchor_scales": (3, 4), "assigner": "atss", "cls_loss": "fl"} if star else {}
+    torch.manual_seed(0)
+    model = small_exp(**overrides).get_model().train()
+    labels = torch.zeros(2, 7, 5)
+    labels[0, 0] = torch.tensor([1, 20, 24, 16, 20])
+    labels[0, 2] = torch.tensor([2, 44, 40, 30, 24])  # after a padding row
+    labels[1, 0] = torch.tensor([0, 32, 32, 40, 40])
+    images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(3)) * 255
+    name = "_atss_targets" if star else "_simota_targets"
+    seen = []
+    original = getattr(YOLOXHead, name)
+    monkeypatch.setattr(YOLOXHead, name, lambda head, *a: seen.append(original(head, *a)) or seen[-1])
+    with torch.no_grad():
+        losses = model(images, labels)
+        assigned = model.head.assign(model.backbone(images), labels)
+    training, _ = seen
+    fg, gt_boxes, gt_classes, ious, gt_rows = training
+    assert fg.sum() > 0 and float(losses["num_fg"]) * 2 == fg.sum()
+    assert torch.equal(assigned["fg"], fg) and torch.equal(assigned["gt_classes"], gt_classes)
+    assert torch.equal(assigned["gt_boxes"], gt_boxes) and torch.equal(assigned["gt_rows"], gt_rows)
+    torch.testing.assert_close(assigned["ious"], ious)
+    b_idx, _ = fg.nonzero(as_tuple=True)
+    assert torch.equal(labels[b_idx, gt_rows, 1:5], gt_boxes) and torch.equal(labels[b_idx, gt_rows, 0].long(), gt_classes)
+    assert set(gt_rows.tolist()) <= {0, 2}
+    assert assigned["grid"].shape[0] == fg.shape[1] == sum(assigned["num_per_level"])

@@ -102,8 +102,8 @@ def _per_image_sums(head, cls_loss):
     centres, sides, _ = _anchors()
     # Which anchors are positive and their gt: the head's ATSS (on the head's own decoding of the boxes).
     grid, stride, side, per_level = _head_anchor_metadata(head)
-    fg, gt_boxes, gt_classes, _ = head._atss_targets(head.decode(box_raw, grid, stride, side), grid, stride, side,
-                                                     per_level, labels)
+    fg, gt_boxes, gt_classes, _, _ = head._atss_targets(head.decode(box_raw, grid, stride, side), grid, stride, side,
+                                                        per_level, labels)
     b_idx, a_idx = fg.nonzero(as_tuple=True)
     sums = []
     for b in range(2):

@@ -160,6 +160,19 @@ class YOLOXHead(nn.Module):
             objectness/IoU probability, class probabilities), or the raw logits in the same layout when
             ``decode_in_inference`` is False.
         """
+        box_raw, quality_raw, cls_raw, grid, stride, side, num_per_level = self._predict(xin)
+        if self.training:
+            return self.get_losses(box_raw, quality_raw.squeeze(-1), cls_raw, grid, stride, side, num_per_level, labels)
+
+        if not self.decode_in_inference:
+            return torch.cat([box_raw, quality_raw.sigmoid(), cls_raw.sigmoid()], dim=-1)
+        boxes = self.decode(box_raw.float(), grid, stride, side).to(box_raw.dtype)
+        return torch.cat([boxes, quality_raw.sigmoid(), cls_raw.sigmoid()], dim=-1)
+
+    def _predict(self, xin):
+        """The levels' raw outputs in the anchor layout: box_raw ``[B, N, 4]``, quality_raw ``[B, N, 1]``, cls_raw
+        ``[B, N, C]``, and per anchor its grid cell ``[N, 2]``, stride ``[N]`` and side ``[N]``; the anchors per
+        level."""
         box_raw, quality_raw, cls_raw, grids, strides, sides = [], [], [], [], [], []
         for k, (x, stride) in enumerate(zip(xin, self.strides)):
             x = self.stems[k](x)
@@ -179,15 +192,31 @@ class YOLOXHead(nn.Module):
         quality_raw = torch.cat(quality_raw, 1)
         cls_raw = torch.cat(cls_raw, 1)
         grid, stride, side = torch.cat(grids), torch.cat(strides), torch.cat(sides)
-        num_per_level = [g.shape[0] for g in grids]
+        return box_raw, quality_raw, cls_raw, grid, stride, side, [g.shape[0] for g in grids]
 
-        if self.training:
-            return self.get_losses(box_raw, quality_raw.squeeze(-1), cls_raw, grid, stride, side, num_per_level, labels)
+    @torch.no_grad()
+    def assign(self, xin, labels):
+        """The label assignment that the training losses of this batch would use, without the losses (e.g. to
+        look at it: ``tools/visualize_assign.py``).
 
-        if not self.decode_in_inference:
-            return torch.cat([box_raw, quality_raw.sigmoid(), cls_raw.sigmoid()], dim=-1)
-        boxes = self.decode(box_raw.float(), grid, stride, side).to(box_raw.dtype)
-        return torch.cat([boxes, quality_raw.sigmoid(), cls_raw.sigmoid()], dim=-1)
+        Args:
+            xin: the three neck features; labels: ``[B, max_labels, 5]`` targets as for :meth:`forward`.
+        Returns:
+            dict: ``fg`` ``[B, N]`` bool (the positives, in ``fg.nonzero()`` order below), ``gt_rows`` ``[F]``
+            (each positive's row in ``labels``), ``gt_boxes`` ``[F, 4]`` cxcywh, ``gt_classes`` ``[F]``, ``ious``
+            ``[F]`` (IoU of the positive's predicted box with its gt: YOLOX*'s quality target), and the anchors'
+            ``grid`` ``[N, 2]``, ``stride`` ``[N]``, ``side`` ``[N]`` and ``num_per_level``.
+        """
+        box_raw, quality_raw, cls_raw, grid, stride, side, num_per_level = self._predict(xin)
+        boxes = self.decode(box_raw.float(), grid, stride, side)
+        labels = labels.float()
+        if self.anchor_based:
+            targets = self._atss_targets(boxes, grid, stride, side, num_per_level, labels)
+        else:
+            targets = self._simota_targets(boxes, quality_raw.squeeze(-1), cls_raw, grid, stride, labels)
+        fg, gt_boxes, gt_classes, ious, gt_rows = targets
+        return {"fg": fg, "gt_rows": gt_rows, "gt_boxes": gt_boxes, "gt_classes": gt_classes, "ious": ious,
+                "grid": grid, "stride": stride, "side": side, "num_per_level": num_per_level}
 
     # ------------------------------------------------------------------ training targets
     @staticmethod
@@ -214,11 +243,11 @@ class YOLOXHead(nn.Module):
 
     @torch.no_grad()
     def _simota_targets(self, boxes, quality_raw, cls_raw, grid, stride, labels):
-        """Per image SimOTA. Returns fg mask ``[B, N]``, matched gt boxes ``[F, 4]`` cxcywh, labels ``[F]``
-        and the IoU of each foreground prediction with its gt ``[F]``."""
+        """Per image SimOTA. Returns fg mask ``[B, N]``, matched gt boxes ``[F, 4]`` cxcywh, labels ``[F]``,
+        the IoU of each foreground prediction with its gt ``[F]`` and the gt's row in ``labels`` ``[F]``."""
         valid = self._valid_labels(labels)
         centers = self.anchor_centers(grid, stride)
-        fg_masks, gt_boxes, gt_classes, ious = [], [], [], []
+        fg_masks, gt_boxes, gt_classes, ious, rows = [], [], [], [], []
         for b in range(boxes.shape[0]):
             gts = labels[b][valid[b]]
             fg = torch.zeros(boxes.shape[1], dtype=torch.bool, device=boxes.device)
@@ -230,8 +259,9 @@ class YOLOXHead(nn.Module):
                 gt_boxes.append(gts[res.matched_gt_inds, 1:5])
                 gt_classes.append(gts[res.matched_gt_inds, 0].long())
                 ious.append(res.matched_ious)
+                rows.append(valid[b].nonzero().squeeze(1)[res.matched_gt_inds])
             fg_masks.append(fg)
-        return self._stack_targets(fg_masks, gt_boxes, gt_classes, ious, boxes)
+        return self._stack_targets(fg_masks, gt_boxes, gt_classes, ious, rows, boxes)
 
     @torch.no_grad()
     def _atss_targets(self, boxes, grid, stride, side, num_per_level, labels):
@@ -242,18 +272,20 @@ class YOLOXHead(nn.Module):
         assigned = self.assigner.assign_batch(anchors, num_per_level, gt_xyxy, valid)  # [B, N]
         fg = assigned >= 0
         b_idx, a_idx = fg.nonzero(as_tuple=True)
-        gt_rows = labels[b_idx, assigned[b_idx, a_idx]]
+        rows = assigned[b_idx, a_idx]
+        gt_rows = labels[b_idx, rows]
         gt_boxes = gt_rows[:, 1:5].float()
         pred = boxes[b_idx, a_idx]
         ious = paired_box_iou(cxcywh2xyxy(pred), cxcywh2xyxy(gt_boxes))
-        return fg, gt_boxes, gt_rows[:, 0].long(), ious
+        return fg, gt_boxes, gt_rows[:, 0].long(), ious, rows
 
     @staticmethod
-    def _stack_targets(fg_masks, gt_boxes, gt_classes, ious, like):
+    def _stack_targets(fg_masks, gt_boxes, gt_classes, ious, rows, like):
         fg = torch.stack(fg_masks)
         if gt_boxes:
-            return fg, torch.cat(gt_boxes).float(), torch.cat(gt_classes), torch.cat(ious).float()
-        return fg, like.new_zeros((0, 4)).float(), torch.zeros(0, dtype=torch.long, device=like.device), like.new_zeros(0).float()
+            return fg, torch.cat(gt_boxes).float(), torch.cat(gt_classes), torch.cat(ious).float(), torch.cat(rows)
+        no_index = torch.zeros(0, dtype=torch.long, device=like.device)
+        return fg, like.new_zeros((0, 4)).float(), no_index, like.new_zeros(0).float(), no_index
 
     # ------------------------------------------------------------------ losses
     def get_losses(self, box_raw, quality_raw, cls_raw, grid, stride, side, num_per_level, labels):
@@ -278,7 +310,7 @@ class YOLOXHead(nn.Module):
             dict with upstream's keys ``total_loss``, ``iou_loss``, ``l1_loss``, ``conf_loss``, ``cls_loss``
             and ``num_fg`` (foreground locations per image).
         """
-        fg, gt_boxes, gt_classes, ious = self._simota_targets(
+        fg, gt_boxes, gt_classes, ious, _ = self._simota_targets(
             boxes.detach(), obj_raw.detach(), cls_raw.detach(), grid, stride, labels
         )
         num_fg = fg.sum()
@@ -316,7 +348,7 @@ class YOLOXHead(nn.Module):
         released configs). Shapes as in :meth:`yolox_losses` (``iou_raw``: ``[B, N]`` IoU-branch logits).
         """
         labels = self._drop_padding_columns(labels)
-        fg, gt_boxes, gt_classes, ious = self._atss_targets(boxes.detach(), grid, stride, side, num_per_level, labels)
+        fg, gt_boxes, gt_classes, ious, _ = self._atss_targets(boxes.detach(), grid, stride, side, num_per_level, labels)
         num_fg = fg.sum()
         pos_normalizer = rank_average_normalizer(num_fg)
         # Every anchor is a classification sample: focal-type losses need the negatives.
