@@ -3,6 +3,7 @@
 
     python tools/train.py -f exps/yolox_m_eqfl_lvis.py -d 8 -b 128 --fp16
     python tools/train.py -n yolox-s -d 2 -b 8 --device cpu
+    python tools/train.py -f exps/yolox_m_eqfl_lvis.py -d 1 -b 128 --accumulate 8 --fp16   # 16 images x 8 a step
 """
 import argparse
 import os
@@ -21,7 +22,11 @@ def make_parser():
     parser.add_argument("-n", "--name", type=str, default=None, help="model name (yolox-s, ...)")
     parser.add_argument("--dist-backend", default="auto", type=str, help="nccl, gloo, or auto (nccl on GPU, gloo on CPU)")
     parser.add_argument("--dist-url", default=None, type=str, help="tcp://host:port of machine 0 (multi-node)")
-    parser.add_argument("-b", "--batch-size", type=int, default=64, help="total batch size over all processes")
+    parser.add_argument("-b", "--batch-size", type=int, default=64,
+                        help="total batch size over all processes (of an optimizer step, with --accumulate)")
+    parser.add_argument("--accumulate", type=int, default=None, metavar="N",
+                        help="gradient accumulation: N micro-batches of b / (processes x N) images per optimizer "
+                             "step (sets the experiment's accumulate_steps; docs/accumulation.md)")
     parser.add_argument("-d", "--devices", default=None, type=int, help="processes per machine (GPUs, or CPU workers)")
     parser.add_argument("-f", "--exp_file", default=None, type=str, help="experiment file")
     parser.add_argument("--resume", default=False, action="store_true", help="resume training")
@@ -57,6 +62,8 @@ def build_exp(args):
     from yolox.exp import get_exp
 
     exp = get_exp(args.exp_file, args.name)
+    if getattr(args, "accumulate", None) is not None:
+        exp.accumulate_steps = args.accumulate  # before the overrides: a trailing accumulate_steps N wins
     # upstream's wandb-<key> value pairs are -l wandb's options (the trainer reads them), not exp attributes
     wandb_options, overrides = split_wandb_options(args.opts)
     if wandb_options and getattr(args, "logger", None) != "wandb":
@@ -72,6 +79,7 @@ def build_exp(args):
 def prepare(args):
     """Every check that can fail before heavy work starts; returns the ready experiment."""
     from yolox.core import check_devices, check_file, check_writable
+    from yolox.core.trainer import micro_batch_size
     from yolox.utils import YOLOXError
     from yolox.utils.checkpoint import checkpoint_weights, load_checkpoint_file
 
@@ -97,6 +105,10 @@ def prepare(args):
         checkpoint_weights(load_checkpoint_file(args.ckpt), args.ckpt)
     if args.batch_size < args.devices * args.num_machines:
         raise YOLOXError(f"-b {args.batch_size} is smaller than the number of processes")
+    accumulate_steps = getattr(exp, "accumulate_steps", 1)
+    if accumulate_steps < 1:
+        raise YOLOXError(f"--accumulate / accumulate_steps must be at least 1, got {accumulate_steps}")
+    micro_batch_size(args.batch_size, args.devices * args.num_machines, accumulate_steps)  # divisible?
     if not args.experiment_name:
         args.experiment_name = exp.exp_name
     out = os.path.join(exp.output_dir, args.experiment_name)

@@ -59,6 +59,23 @@ def test_close_mosaic_reaches_the_dataset():
     assert len(loader) == 2
 
 
+def test_restart_at_starts_the_next_pass_after_that_many_samples():
+    loader = DataLoader(FlagDataset(), batch_sampler=YoloBatchSampler(InfiniteSampler(6, shuffle=False), batch_size=3),
+                        num_workers=0)
+    assert loader.restart_at(4)
+    assert next(iter(loader)).tolist() == [[4, 1], [5, 1], [0, 1]]  # the endless stream, from sample 4 on
+    plain = DataLoader(FlagDataset(), batch_size=3)
+    assert not plain.restart_at(4) and next(iter(plain))[:, 0].tolist() == [0, 1, 2]
+
+
+def test_base_dataset_is_the_dataset_under_the_mosaic():
+    base = FlagDataset()
+    base.load_anno = lambda index: np.zeros((0, 5))
+    mosaic = MosaicDetection(base, img_size=(8, 8), mosaic=False, preproc=TrainTransform())
+    assert DataLoader(mosaic, batch_size=2).base_dataset is base and mosaic.base_dataset is base
+    assert DataLoader(base, batch_size=2).base_dataset is base
+
+
 def test_close_mosaic_with_worker_processes():
     batch_sampler = YoloBatchSampler(InfiniteSampler(6, shuffle=False), batch_size=3, mosaic=True)
     loader = DataLoader(FlagDataset(), batch_sampler=batch_sampler, num_workers=2, prefetch_factor=1)

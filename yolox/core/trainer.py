@@ -7,6 +7,13 @@ host synchronisation: the loss finite on every rank, the gradients finite, the l
 ``after_backward`` hooks (the EFL gradient statistics) -> the optimizer step or its skip -> the learning rate
 of the next iteration -> the ``after_step`` hooks (EMA, multi-scale size, mid-epoch checkpoint, progress).
 
+Gradient accumulation (``exp.accumulate_steps`` N, ``--accumulate N``; docs/accumulation.md): ``-b`` stays the
+total batch of an optimizer step; each process trains micro-batches of ``b / (processes x N)`` images, N of
+them per step (:meth:`Trainer.forward_backward`: a no-grad pass records the loss normalisers, then N forward +
+backward passes replay the whole step's normalisers, DDP synchronising the last only). Everything counted in
+iterations counts optimizer steps: the learning rate and its warm-up, the EMA, the step guard, the EFL
+statistics' commit, the checkpoints; an epoch has ``len(loader) // N`` steps. N = 1 is the plain step.
+
 Throughput options (experiment attributes and flags, all off by default; each is tested equal to the
 default path on the CPU): ``--bf16`` (bfloat16 autocast, no loss scaling, CUDA or CPU), ``channels_last``
 (the model and its inputs in NHWC memory format), ``compile_model`` (``torch.compile`` of the backbone and
@@ -15,7 +22,8 @@ fails the run continues eagerly with a warning) and ``fused_optimizer`` (SGD's f
 
 Exact resume: a checkpoint records the position (epoch, iteration in epoch), the input size, and every
 rank's random-number states. The data stream is (re)started at each resume point (every epoch start and
-after a mid-epoch checkpoint) from ``progress * per-rank batch`` of the deterministic sampler stream, right
+after a mid-epoch checkpoint) from ``progress * N * micro-batch`` (``progress * per-rank batch`` without
+accumulation) of the deterministic sampler stream, right
 after the states were recorded, so a resumed run builds the same batches, with the same augmentation
 (DataLoader worker seeds derive from the torch state), as the run that was interrupted.
 
@@ -26,6 +34,7 @@ is added (the learning rate stays at its minimum over the last ``no_aug_epochs``
 :class:`~yolox.core.hooks.EvalHook`. Non-finite steps: :class:`~yolox.core.hooks.StepGuard`
 (``exp.max_consecutive_nonfinite``, default 10; ``exp.max_consecutive_overflow``, default 50).
 """
+import contextlib
 import os
 import time
 
@@ -34,6 +43,7 @@ from loguru import logger
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from yolox.utils import get_local_rank, get_model_info, get_rank, get_world_size, setup_logger, unwrap_model
+from yolox.utils.dist import NormalizerReplay
 from yolox.utils.errors import YOLOXError
 
 from .hooks import (
@@ -41,15 +51,27 @@ from .hooks import (
     ProgressHook, StepGuard,
 )
 
-__all__ = ["Trainer", "NonFiniteLossError"]
+__all__ = ["Trainer", "NonFiniteLossError", "micro_batch_size"]
+
+
+def micro_batch_size(batch_size, processes, accumulate_steps=1):
+    """Images of one process's micro-batch: ``batch_size`` (the total of an optimizer step) / (``processes`` x
+    ``accumulate_steps``); it must divide. Without accumulation, upstream's ``max(batch_size // processes, 1)``."""
+    if accumulate_steps == 1:
+        return max(batch_size // processes, 1)
+    if batch_size % (processes * accumulate_steps):
+        raise YOLOXError(f"-b {batch_size} is not a multiple of {processes} process(es) x {accumulate_steps} "
+                         f"accumulated micro-batches: choose -b, -d or --accumulate so that it is")
+    return batch_size // (processes * accumulate_steps)
 
 
 class Trainer:
     """Trains ``exp``'s model as ``args`` say (upstream tools/train.py arguments plus ``device``).
 
-    Optional experiment attributes read here: ``ckpt_interval_iters`` (0: checkpoints at epoch ends only;
-    N: also a resumable ``latest`` checkpoint every N iterations), ``max_consecutive_nonfinite`` and
-    ``max_consecutive_overflow`` (see :class:`~yolox.core.hooks.StepGuard`).
+    Optional experiment attributes read here: ``accumulate_steps`` (micro-batches per optimizer step, default
+    1), ``ckpt_interval_iters`` (0: checkpoints at epoch ends only; N: also a resumable ``latest`` checkpoint
+    every N iterations), ``max_consecutive_nonfinite`` and ``max_consecutive_overflow`` (see
+    :class:`~yolox.core.hooks.StepGuard`).
     """
 
     def __init__(self, exp, args):
@@ -77,6 +99,9 @@ class Trainer:
         self.compiled = False  # True while compiled modules run (False again after a fallback)
         self.data_type = torch.float16 if self.autocast_dtype is torch.float16 else torch.float32
         self.input_size = exp.input_size
+        self.accumulate_steps = int(getattr(exp, "accumulate_steps", 1))
+        if self.accumulate_steps < 1:
+            raise YOLOXError(f"accumulate_steps must be at least 1, got {self.accumulate_steps}")
         self.file_name = os.path.join(exp.output_dir, args.experiment_name)
         self.guard = StepGuard(
             torch.amp.GradScaler("cuda", enabled=self.autocast_dtype is torch.float16),
@@ -155,21 +180,56 @@ class Trainer:
             self.call_hooks("after_train")
 
     def run_step(self):
-        """One iteration at (``self.epoch``, ``self.iter``): see the module docstring."""
+        """One iteration (optimizer step) at (``self.epoch``, ``self.iter``): see the module docstring."""
         self.call_hooks("before_step")
         step_start = time.time()
-        inps, targets = self.next_batch()
+        batches = [self.next_batch() for _ in range(self.accumulate_steps)]
         self.data_time = time.time() - step_start
         self.guard.before_forward()
-        outputs = self._forward(inps, targets)
-        loss = outputs["total_loss"]
-        self.optimizer.zero_grad(set_to_none=True)
-        self.guard.backward(loss, self.optimizer)
+        loss, outputs = self.forward_backward(batches)
         self.step_check = self.guard.check(loss, outputs, self.model.parameters())
         self.call_hooks("after_backward")
         self.guard.step(self.optimizer, self.step_check, (self.epoch, self.iter, self.progress_in_iter))
         self.advance_lr()
         self.call_hooks("after_step")
+
+    def forward_backward(self, batches):
+        """The forward and backward passes of one optimizer step over ``batches``, its micro-batches (one
+        without accumulation), each (images [b, 3, H, W], targets [b, max_labels, 5]).
+
+        Leaves the step's gradients in the parameters' ``.grad``, summed over the micro-batches and unscaled
+        once, after the last. Returns (the step's loss, 0-d; its outputs: each loss term summed over the
+        micro-batches, ``num_fg`` their mean). With several micro-batches, a no-grad forward of each first
+        records the loss normalisers (:class:`~yolox.utils.dist.NormalizerReplay`) and the BatchNorm statistics
+        it moved are put back; each real forward then divides by the whole step's normalisers, so the summed
+        gradients, the losses and the EFL statistics are those of one batch of all the micro-batches (with
+        BatchNorm's batch statistics over each micro-batch). Under DDP only the last backward all-reduces.
+        """
+        if len(batches) == 1:
+            outputs = self._forward(*batches[0])
+            loss = outputs["total_loss"]
+            self.optimizer.zero_grad(set_to_none=True)
+            self.guard.backward(loss, self.optimizer)
+            return loss, outputs
+        self.optimizer.zero_grad(set_to_none=True)
+        normalizers = NormalizerReplay()
+        with torch.no_grad():
+            for batch in batches:
+                with normalizers.record():
+                    self._forward(*batch)
+        self.guard.restore_batchnorm()
+        parts = []
+        for k, batch in enumerate(batches):
+            last = k == len(batches) - 1
+            no_sync = self.model.no_sync() if not last and isinstance(self.model, DDP) else contextlib.nullcontext()
+            with no_sync, normalizers.replay():
+                outputs = self._forward(*batch)
+                self.guard.backward(outputs["total_loss"], self.optimizer, unscale=last)
+            parts.append({key: torch.as_tensor(v).detach().float() for key, v in outputs.items()})
+        # each micro-batch's loss is its share of the step's: they add up; num_fg (per image) averages
+        outputs = {key: torch.stack([p[key] for p in parts]).sum() if "loss" in key
+                   else torch.stack([p[key] for p in parts]).mean() for key in parts[0]}
+        return outputs["total_loss"], outputs
 
     @property
     def progress_in_iter(self):
@@ -235,7 +295,7 @@ class Trainer:
         self.build_train_loader(resumed=ckpt is not None)
         self.lr_scheduler = self.exp.get_lr_scheduler(self.exp.basic_lr_per_img * self.args.batch_size, self.max_iter)
         self.attach_model(model)
-        self.frequency_groups = self.exp.class_frequency_groups(self._base_dataset())
+        self.frequency_groups = self.exp.class_frequency_groups(self.train_loader.base_dataset)
         self.call_hooks("before_train")
         if ckpt is not None:
             for part in (self.guard, *self.hooks):
@@ -245,6 +305,11 @@ class Trainer:
         self.model.train()
         logger.info(f"Training start on {self.device} with {self.world_size} process(es), "
                     f"{self.max_iter} iterations per epoch")
+        if self.accumulate_steps > 1:
+            left = len(self.train_loader) - self.max_iter * self.accumulate_steps
+            logger.info(f"gradient accumulation: an optimizer step of {self.args.batch_size} images is "
+                        f"{self.accumulate_steps} micro-batches of {self.per_rank_batch} per process; an epoch's "
+                        f"last {left} micro-batch(es) are left out (the data stream continues in the next epoch)")
 
     def resume_train(self, model):
         """Load ``--resume`` (continue a run) or ``-c`` (initial weights). Returns the checkpoint dict of a
@@ -252,20 +317,21 @@ class Trainer:
         return self.checkpointer.resume(model)
 
     def build_train_loader(self, resumed=False):
-        """The training loader of this process (``per_rank_batch`` images a batch) and ``max_iter``."""
-        self.per_rank_batch = max(self.args.batch_size // self.world_size, 1)
+        """The training loader of this process (``per_rank_batch`` images a micro-batch) and ``max_iter`` (optimizer
+        steps per epoch: the loader's micro-batches // ``accumulate_steps``)."""
+        self.per_rank_batch = micro_batch_size(self.args.batch_size, self.world_size, self.accumulate_steps)
         no_aug = self.find_hook(FinalPhaseHook).loader_starts_without_mosaic(self.start_epoch)
         self.train_loader = self.exp.get_data_loader(
             batch_size=self.per_rank_batch, is_distributed=self.is_distributed, no_aug=no_aug,
             cache_img=self.args.cache,
         )
-        dataset_classes = getattr(self._base_dataset(), "num_classes", self.exp.num_classes)
+        dataset_classes = getattr(self.train_loader.base_dataset, "num_classes", self.exp.num_classes)
         if dataset_classes != self.exp.num_classes:
             raise YOLOXError(
                 f"the experiment has num_classes={self.exp.num_classes} but the training annotations have "
                 f"{dataset_classes} categories; set num_classes {dataset_classes} (or use matching annotations)"
             )
-        self.max_iter = len(self.train_loader)
+        self.max_iter = len(self.train_loader) // self.accumulate_steps
         if self.max_iter == 0:
             raise ValueError("the training set yields no batch: fewer images than processes x batch size?")
         if resumed and self.start_iter_in_epoch >= self.max_iter:
@@ -298,17 +364,11 @@ class Trainer:
                         f"backend {backend}; compiled at their first use")
 
     # ------------------------------------------------------------------ data stream
-    def _base_dataset(self):
-        # the dataset under the mosaic wrapper (yolox.data has no public accessor for it)
-        dataset = self.train_loader.dataset
-        return getattr(dataset, "_dataset", dataset)
-
     def restart_data_stream(self, progress):
-        """(Re)start the loader at global iteration ``progress`` of the sampler stream (a resume point)."""
-        sampler = getattr(getattr(self.train_loader, "batch_sampler", None), "sampler", None)
-        if hasattr(sampler, "start"):
-            sampler.start = progress * self.per_rank_batch
-        elif progress:
+        """(Re)start the loader at global iteration (optimizer step) ``progress`` of the sampler stream (a resume
+        point): after ``progress * accumulate_steps`` micro-batches of this process."""
+        restarted = self.train_loader.restart_at(progress * self.accumulate_steps * self.per_rank_batch)
+        if progress and not restarted:
             logger.warning("the training sampler has no 'start': the resumed run restarts its data stream")
         self.train_iter = iter(self.train_loader)
 

@@ -146,9 +146,10 @@ class _CleanErrorIterator:
 
 
 class DataLoader(torch.utils.data.DataLoader):
-    """``torch.utils.data.DataLoader`` plus ``close_mosaic()``; a ``DatasetError`` raised in a worker process
-    reaches the caller as a ``DatasetError`` carrying the worker's message (file and problem), not a
-    worker traceback. Each worker process calls ``keep_freed_memory()`` before ``worker_init_fn``."""
+    """``torch.utils.data.DataLoader`` plus ``close_mosaic()``, ``base_dataset`` and ``restart_at()``; a
+    ``DatasetError`` raised in a worker process reaches the caller as a ``DatasetError`` carrying the worker's
+    message (file and problem), not a worker traceback. Each worker process calls ``keep_freed_memory()``
+    before ``worker_init_fn``."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -160,6 +161,20 @@ class DataLoader(torch.utils.data.DataLoader):
             self.batch_sampler.mosaic = False
         if hasattr(self.dataset, "enable_mosaic"):
             self.dataset.enable_mosaic = False
+
+    @property
+    def base_dataset(self):
+        """The annotated dataset (its categories, frequencies, images) under the augmentation wrapper, if any."""
+        return getattr(self.dataset, "base_dataset", self.dataset)
+
+    def restart_at(self, samples):
+        """Make the next ``iter()`` start after the first ``samples`` samples of this process's stream (a resume
+        point). Returns False when the sampler has no position to set (its stream then starts over)."""
+        sampler = getattr(self.batch_sampler, "sampler", None)
+        if not hasattr(sampler, "start"):  # the endless samplers of yolox.data.samplers have one
+            return False
+        sampler.start = int(samples)
+        return True
 
     def __iter__(self):
         return _CleanErrorIterator(super().__iter__())

@@ -8,9 +8,11 @@ __all__ = ["GradientStatsHook"]
 
 
 class GradientStatsHook(HookBase):
-    """After every backward, on every rank (the commit all-reduces the statistics): the pending per-class
-    gradient sums are folded into ``pos_grad`` / ``neg_grad`` / ``pos_neg``, in unscaled float32 units (the
-    backward's loss scale divided out), or dropped together with a step the guard skips."""
+    """After every step's backward, on every rank (the commit all-reduces the statistics): the pending
+    per-class gradient sums are folded into ``pos_grad`` / ``neg_grad`` / ``pos_neg``, in unscaled float32
+    units (the backward's loss scale divided out), or dropped together with a step the guard skips. A step
+    accumulated over micro-batches commits once, the sums of all its backwards (they share one loss scale), so
+    every micro-batch's loss weights with the statistics of the steps before, as one batch would."""
 
     def after_backward(self):
         check = self.trainer.step_check

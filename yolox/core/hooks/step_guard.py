@@ -37,8 +37,9 @@ class StepCheck:
 class StepGuard:
     """The non-finite policy of the optimizer steps and the ``GradScaler`` calls around them.
 
-    Per step: :meth:`before_forward` (backs up the BatchNorm statistics), :meth:`backward`, :meth:`check`,
-    :meth:`step`. ``scaler`` is a ``torch.amp.GradScaler``, enabled for float16 autocast only.
+    Per step: :meth:`before_forward` (backs up the BatchNorm statistics), :meth:`backward` (once per
+    micro-batch when the step accumulates several), :meth:`check`, :meth:`step`. ``scaler`` is a
+    ``torch.amp.GradScaler``, enabled for float16 autocast only.
     """
 
     def __init__(self, scaler, max_consecutive_nonfinite=10, max_consecutive_overflow=50, checkpoint_dir="",
@@ -67,13 +68,16 @@ class StepGuard:
         _copy_tensors(self._bn_backup, self._bn_buffers)
 
     # ------------------------------------------------------------------ one step
-    def backward(self, loss, optimizer):
+    def backward(self, loss, optimizer, unscale=True):
         """Backward of the (scaled) loss, then the gradients unscaled in place.
 
         It always runs, also for a non-finite loss: deciding first would cost a host synchronisation before
-        the backward; a non-finite loss makes :meth:`check` skip the step anyway."""
+        the backward; a non-finite loss makes :meth:`check` skip the step anyway. A step accumulated over
+        micro-batches passes ``unscale=False`` for all but the last: their gradients add up in the same loss
+        scale, and the sum is unscaled (and checked, stepped, the scale updated) once per step."""
         self.scaler.scale(loss).backward()
-        self.scaler.unscale_(optimizer)
+        if unscale:
+            self.scaler.unscale_(optimizer)
 
     def check(self, loss, outputs, parameters):
         """The :class:`StepCheck` of the backward just done, with one host synchronisation.

@@ -187,6 +187,11 @@ class MosaicDetection(Dataset):
     def __len__(self):
         return len(self._dataset)
 
+    @property
+    def base_dataset(self):
+        """The annotated dataset whose images this wrapper augments."""
+        return self._dataset
+
     @Dataset.mosaic_getitem
     def __getitem__(self, idx):
         if self.enable_mosaic and random.random() < self.mosaic_prob:
