@@ -321,8 +321,8 @@ def fixed_and_pooled_ap_eval(gt_json_path, results, topk=FIXED_AP_TOPK, class_im
         ``AP APr APc APf`` (fractions): all categories pooled, then each frequency group pooled; NaN for a
         pool without ground truth in the evaluated images.
     """
-    from .coco_evaluator import _mean_valid, load_gt
-    from .lvis_evaluator import _category_table
+    from .coco_evaluator import load_gt
+    from .lvis_evaluator import _category_table, per_category_rows
 
     gt = load_gt(gt_json_path)
     categories = _category_table(gt.get("categories", []), class_image_counts)
@@ -333,12 +333,7 @@ def fixed_and_pooled_ap_eval(gt_json_path, results, topk=FIXED_AP_TOPK, class_im
     cat_ids = [int(c) for c in data.cat_ids]
     freq_of = np.array([categories[c][1] for c in cat_ids])
     fixed = summarize_precision(precision, freq_of)
-    per_category = []
-    for k, cid in enumerate(cat_ids):
-        name, freq, count = categories[cid]
-        per_category.append({"category_id": cid, "name": name, "frequency": freq,
-                             "image_count": None if count is None else int(count),
-                             "AP": _mean_valid(precision[:, :, k, 0])})
+    per_category = per_category_rows(precision, cat_ids, categories)
     pools = {"AP": np.ones(len(cat_ids), bool), "APr": freq_of == "r", "APc": freq_of == "c", "APf": freq_of == "f"}
     pooled = {key: _pooled_ap(data, det, pools[key]) for key in POOLED_AP_KEYS}
     return fixed, per_category, pooled

@@ -123,13 +123,23 @@ def lvis_eval_per_category(gt_json_path, results, max_dets=300, class_image_coun
     freq_of = np.array([categories[c][1] for c in cat_ids])
     # lvis-api's averaging (the same slices, hence the same float sums); its -1 is NaN here.
     metrics = summarize_precision(precision, freq_of)
-    per_category = []
+    return metrics, per_category_rows(precision, cat_ids, categories)
+
+
+def per_category_rows(precision, cat_ids, categories):
+    """One dict per category: category_id, name, frequency, image_count and its AP (IoU 0.50:0.95, all areas).
+
+    Args:
+        precision: [T, R, K, A] LVIS precision (-1 where undefined), K in ``cat_ids`` order.
+        cat_ids: [K] category ids; categories: :func:`_category_table`'s {id: (name, frequency, image_count)}.
+    """
+    rows = []
     for k, cid in enumerate(cat_ids):
         name, freq, count = categories[cid]
-        per_category.append({"category_id": cid, "name": name, "frequency": freq,
-                             "image_count": None if count is None else int(count),
-                             "AP": _mean_valid(precision[:, :, k, 0])})
-    return metrics, per_category
+        rows.append({"category_id": cid, "name": name, "frequency": freq,
+                     "image_count": None if count is None else int(count),
+                     "AP": _mean_valid(precision[:, :, k, 0])})
+    return rows
 
 
 def write_per_category_csv(path, per_category):
