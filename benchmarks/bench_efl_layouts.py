@@ -31,8 +31,10 @@ def build_models(exp_file):
 
     exp = get_exp(str(ROOT / exp_file) if not exp_file.startswith("/") else exp_file)
     base = exp.get_model()
+    from yolox.models.losses import EqualizedFocalLoss
+
     loss = base.head.cls_loss
-    if not hasattr(loss, "stats_layout"):
+    if not isinstance(loss, EqualizedFocalLoss):  # EFL, and EQFL (its subclass)
         raise SystemExit(f"{exp_file}: {type(loss).__name__} has no statistics layout (an EFL / EQFL exp is needed)")
     models = {}
     for layout in LAYOUTS:
