@@ -67,6 +67,7 @@ CONFLICTS = {
                          "{'gamma': 2}"], ["cls_loss 'efl' does not accept cls_loss_kwargs {'gamma': 2}"]),
     "background weight on YOLOX": (["background_weight", "10.0"], ["background_weight 10.0 needs YOLOX*"]),
     "zero anchor scale": (["anchor_scales", "(0, 4)", "assigner", "atss"], ["anchor_scales must be None"]),
+    "zero accumulation": (["accumulate_steps", "0"], ["accumulate_steps must be a positive integer"]),
 }
 
 

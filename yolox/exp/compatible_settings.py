@@ -55,6 +55,10 @@ def check_compatible_settings(exp):
         raise ExpConfigError(f"unknown dataset_format {exp.dataset_format!r} (coco or lvis)")
     if not isinstance(exp.atss_topk, int) or isinstance(exp.atss_topk, bool) or exp.atss_topk < 1:
         raise ExpConfigError(f"atss_topk must be a positive integer, got {exp.atss_topk!r}")
+    steps = getattr(exp, "accumulate_steps", 1)
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise ExpConfigError(f"accumulate_steps must be a positive integer (micro-batches per optimizer step), "
+                             f"got {steps!r}")
     if not isinstance(exp.cls_loss_kwargs, dict):
         raise ExpConfigError(f"cls_loss_kwargs must be a dict, got {exp.cls_loss_kwargs!r}")
 
