@@ -7,7 +7,10 @@ Run through ``benchmarks/gpu_check.sh`` (which sets PYTHONPATH and installs any 
                total batch of 128 on one device, synthetic batches already on the device, for YOLOX-S/M
                (SimOTA) and YOLOX*-S EFL / YOLOX*-M EQFL: today's default path (``--fp16``), then the
                throughput options added one at a time (channels-last, fused SGD, bfloat16 instead of
-               float16, torch.compile), against the 800 / 500 images/s targets of YOLOX*-S / M.
+               float16, torch.compile), against the 800 / 500 images/s targets of YOLOX*-S / M. Then a
+               summary per target (the best row's images/s and peak memory; YOLOX*-M's peak memory at the
+               batch) and, for the profiled model (``--profile-config``, YOLOX*-M EQFL), a ``torch.profiler``
+               table of its best row: the 15 kernels with the most self device time over a few steps.
 2. efl_amp     YOLOX*-S EFL: one backward's statistics in AMP and float32 on the same weights, and 50 mixed-precision
                iterations against a float32 replay (TF32 off, the AMP overflow steps skipped too) on the same
                batches from the same initial weights; the per-class statistics (pos_grad, neg_grad, g^j and
@@ -39,6 +42,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, batch_pool, build_exp, machine_info, model_label, sync, verdict  # noqa: E402
 
 CONFIGS = ("s:sigmoid", "s:efl", "m:sigmoid", "m:eqfl")
+# The training-speed targets (images/s of one step at the official total batch on one GPU; docs/benchmarks.md,
+# section 11): model label -> images/s.
+TARGETS = {"YOLOX*-M eqfl": 500, "YOLOX*-S efl": 800}
+PROFILE_TOP = 15
 # The throughput options, added one at a time (each row keeps the options of the rows above it, except that
 # bf16 replaces fp16): name -> (autocast dtype, experiment attributes).
 LADDER = {
@@ -57,8 +64,62 @@ def quiet_logger():
     logger.add(sys.stderr, level="WARNING")
 
 
+def _event_time(event, names):
+    """The first of the attributes ``names`` that ``event`` has (profiler times in microseconds): newer PyTorch
+    names the device times ``*device_time*``, older ones ``*cuda_time*``."""
+    for name in names:
+        value = getattr(event, name, None)
+        if value is not None:
+            return float(value)
+    return 0.0
+
+
+def profile_table(events, on_device, steps, top=PROFILE_TOP):
+    """The ``top`` entries of ``torch.profiler``'s ``key_averages()`` with the most self time, as dicts.
+
+    ``on_device``: the CUDA kernels (and copies) by self device time; else (CPU dry run) the operators by self
+    CPU time. Per entry: ``name``, ``calls``, ``self_ms`` and ``total_ms`` (summed over the ``steps``
+    profiled steps, milliseconds), ``self_ms_per_step`` and ``self_pct`` (share of the self time of all entries
+    of that kind, %)."""
+    if on_device:
+        self_names, total_names = ("self_device_time_total", "self_cuda_time_total"), \
+            ("device_time_total", "cuda_time_total")
+        kernels = [e for e in events if str(getattr(e, "device_type", "")).endswith("CUDA")]
+        events = kernels or list(events)
+    else:
+        self_names, total_names = ("self_cpu_time_total",), ("cpu_time_total",)
+        events = list(events)
+    timed = [(e, _event_time(e, self_names), _event_time(e, total_names)) for e in events]
+    timed = [item for item in timed if item[1] > 0]
+    overall = sum(item[1] for item in timed) or 1.0
+    timed.sort(key=lambda item: -item[1])
+    return [{"name": e.key, "calls": int(e.count), "self_ms": self_us / 1e3, "total_ms": total_us / 1e3,
+             "self_ms_per_step": self_us / 1e3 / steps, "self_pct": 100.0 * self_us / overall}
+            for e, self_us, total_us in timed[:top]]
+
+
+def profile_steps(trainer, device, steps, first_iter):
+    """``steps`` more training steps under ``torch.profiler`` (CPU activity, plus CUDA on a GPU); returns
+    :func:`profile_table` of them and the time basis ("device" or "cpu")."""
+    from torch.profiler import ProfilerActivity, profile
+
+    on_device = device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_device else [])
+    with profile(activities=activities) as prof:
+        for it in range(first_iter, first_iter + steps):
+            trainer.iter = it
+            trainer.run_step()
+        sync(device)
+    events = prof.key_averages()
+    rows = profile_table(events, on_device, steps)
+    if on_device and not rows:  # no kernel times recorded (e.g. CUPTI unavailable): the CPU side instead
+        return {"steps": steps, "time": "cpu (no device times recorded)", "rows": profile_table(events, False, steps)}
+    return {"steps": steps, "time": "device" if on_device else "cpu", "rows": rows}
+
+
 def time_training(args, device, size, loss, precision, options):
-    """images/s, ms/iter and peak memory of ``Trainer.run_step`` for one model and option set."""
+    """images/s, ms/iter and peak memory of ``Trainer.run_step`` for one model and option set; for the
+    ``--profile-config`` model, also a profile of ``--profile-steps`` more steps (``record["profile"]``)."""
     from common import make_trainer
 
     exp = build_exp(size, loss)
@@ -100,6 +161,11 @@ def time_training(args, device, size, loss, precision, options):
             record["autocast"] = str(trainer.autocast_dtype).replace("torch.", "") if trainer.amp_training else "off"
             record["compiled"] = bool(trainer.compiled)  # False after a fallback to eager
             record["skipped_steps"] = int(trainer.overflow_streak + trainer.nonfinite_streak)
+            if args.profile_steps > 0 and f"{size}:{loss}" == args.profile_config:
+                try:  # after the timing and the memory peak: the profiler's overhead changes neither
+                    record["profile"] = profile_steps(trainer, device, args.profile_steps, warmup + args.iters)
+                except Exception as e:  # noqa: BLE001 - the row's timing stands without its profile
+                    record["profile_error"] = f"{type(e).__name__}: {str(e)[:200]}"
             del trainer, pool
     except torch.OutOfMemoryError:
         record["error"] = "out of memory"
@@ -109,6 +175,11 @@ def time_training(args, device, size, loss, precision, options):
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return record
+
+
+def options_of(record):
+    """The experiment options of a throughput row (its ladder entry's)."""
+    return LADDER.get(record.get("variant"), (None, {}))[1]
 
 
 def over_budget(args):
@@ -149,25 +220,78 @@ def run_throughput(args, device, out_dir, save=lambda results: None):
                          f"{record.get('ms_per_iter', float('nan')):.0f}",
                          f"{record.get('peak_alloc_gib', float('nan')):.1f}",
                          f"{record.get('warmup_s', float('nan')):.0f}",
-                         record.get("error", "" if record.get("compiled", True) else "compile fell back to eager")])
+                         record.get("error", "compile fell back to eager" if options_of(record).get("compile_model")
+                                    and not record.get("compiled", True) else "")])
     print(f"\n# training step throughput, {args.size}x{args.size}, batch {args.batch} on one device, 1203 classes, "
           f"synthetic batches already on the device; {args.iters} timed iterations after {args.warmup} "
           f"(+{args.compile_warmup} with compile) | {machine_info(device)}")
     print(tabulate(rows, headers=["model", "options (cumulative)", "images/s", "x default", "ms/iter",
                                   "peak alloc GiB", "warm-up s", "note"], tablefmt="github"))
-    targets = {"YOLOX*-M eqfl": 500, "YOLOX*-S efl": 800}
-    target_rows = []
-    for model, target in targets.items():
-        rates = [r for r in results if r["model"] == model and "images_per_s" in r]
-        if rates:
-            best = max(rates, key=lambda r: r["images_per_s"])
-            target_rows.append([model, f"{best['images_per_s']:.0f} ({best['variant']})", target,
-                                verdict(best["images_per_s"] >= target)])
-    if target_rows:
-        print()
-        print(tabulate(target_rows, headers=["model", "best images/s (model step only)", "target", "met"],
-                       tablefmt="github"))
     return results
+
+
+def target_summary(args, results):
+    """One row per target of :data:`TARGETS`: the best throughput row of that model (images/s, its options, its
+    peak memory) against the target, and the model's peak memory on the default path; a model that was not
+    measured gets a row that says so. Prints the rows and returns them as dicts (memory in GiB, None off CUDA)."""
+    summary, rows = [], []
+    for model, target in TARGETS.items():
+        measured = [r for r in results if r["model"] == model and "images_per_s" in r]
+        entry = {"model": model, "target_images_per_s": target, "batch": args.batch, "size": args.size}
+        if measured:
+            best = max(measured, key=lambda r: r["images_per_s"])
+            default = next((r for r in measured if r["variant"] == next(iter(LADDER))), None)
+            entry.update(best_images_per_s=best["images_per_s"], best_variant=best["variant"],
+                         met=best["images_per_s"] >= target, best_peak_alloc_gib=best.get("peak_alloc_gib"),
+                         best_peak_reserved_gib=best.get("peak_reserved_gib"),
+                         default_peak_alloc_gib=default.get("peak_alloc_gib") if default else None)
+            rows.append([model, f"{best['images_per_s']:.1f}", best["variant"], target, verdict(entry["met"]),
+                         _gib(entry["best_peak_alloc_gib"]), _gib(entry["default_peak_alloc_gib"])])
+        else:
+            entry.update(best_images_per_s=None, best_variant=None, met=None, best_peak_alloc_gib=None,
+                         best_peak_reserved_gib=None, default_peak_alloc_gib=None)
+            rows.append([model, "not measured", "", target, "", "", ""])
+        summary.append(entry)
+    print(f"\n# targets, model step only (synthetic batches already on the device; the data part says whether "
+          f"the loader keeps up), {args.size}x{args.size}, batch {args.batch}")
+    print(tabulate(rows, headers=["model", "best images/s", "best options", "target images/s", "met",
+                                  "peak alloc GiB (best)", "peak alloc GiB (default path)"],
+                   tablefmt="github", disable_numparse=True))
+    for entry in summary:
+        if entry["best_images_per_s"] is not None:
+            print(f"target {entry['model']}: {entry['best_images_per_s']:.1f} images/s ({entry['best_variant']}) "
+                  f"vs >= {entry['target_images_per_s']}: {verdict(entry['met'])}; peak memory at batch "
+                  f"{entry['batch']}: {_gib(entry['best_peak_alloc_gib'])} GiB allocated "
+                  f"({_gib(entry['best_peak_reserved_gib'])} reserved)")
+        else:
+            print(f"target {entry['model']}: not measured (>= {entry['target_images_per_s']} images/s)")
+    return summary
+
+
+def _gib(value):
+    return "n/a" if value is None else f"{value:.1f}"
+
+
+def profile_summary(args, results):
+    """The profile of the best row of the ``--profile-config`` model (printed as a table); None when that
+    model has no profiled row."""
+    label = model_label(*args.profile_config.split(":"))
+    profiled = [r for r in results if r["model"] == label and r.get("profile")]
+    if not profiled:
+        print(f"\n# profile: no profiled row of {label}")
+        return None
+    best = max(profiled, key=lambda r: r["images_per_s"])
+    prof = best["profile"]
+    basis = {"device": "self device (CUDA kernel) time", "cpu": "self CPU time (operators)"}.get(
+        prof["time"], f"self CPU time (operators; {prof['time']})")
+    print(f"\n# profile of {label} | {best['variant']} ({best['images_per_s']:.1f} images/s): the top "
+          f"{len(prof['rows'])} by {basis}, over {prof['steps']} steps after the timed ones, batch {args.batch}")
+    print(tabulate([[k + 1, row["name"][:90], row["calls"], f"{row['self_ms_per_step']:.2f}",
+                     f"{row['total_ms'] / prof['steps']:.2f}", f"{row['self_pct']:.1f}"]
+                    for k, row in enumerate(prof["rows"])],
+                   headers=["#", "name", "calls", "self ms/step", "total ms/step", "% of self time"],
+                   tablefmt="github", disable_numparse=True))
+    return {"model": label, "variant": best["variant"], "images_per_s": best["images_per_s"], **prof}
 
 
 def efl_statistics(model):
@@ -328,7 +452,20 @@ def run_data(args):
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False)
     print("\n# data pipeline on this machine's CPU (one worker)")
     print(proc.stdout.strip() or proc.stderr[-2000:])
-    return {"returncode": proc.returncode, "stdout": proc.stdout}
+    return {"returncode": proc.returncode, "stdout": proc.stdout,
+            "full_ours_images_per_s_per_worker": full_pipeline_rate(proc.stdout)}
+
+
+def full_pipeline_rate(stdout):
+    """images/s per worker of the 'full / ours' row of ``bench_data_pipeline.py``'s table, None if absent."""
+    for line in stdout.splitlines():
+        tokens = line.split()
+        if len(tokens) >= 3 and tokens[:2] == ["full", "ours"]:
+            try:
+                return float(tokens[2])
+            except ValueError:
+                return None
+    return None
 
 
 def photo_like_jpegs(count, height, width, seed=0):
@@ -424,8 +561,9 @@ def main():
     parser.add_argument("--cpu-dry-run", action="store_true", help="tiny sizes on the CPU, to check the script")
     parser.add_argument("--out", default=os.environ.get("OUT") or "/tmp/gpu_check_out")
     parser.add_argument("--parts", default="throughput,gpu_data,data,efl_amp")
-    parser.add_argument("--budget-s", type=float, default=420,
-                        help="after this many seconds the remaining rows and parts are skipped (reported as such)")
+    parser.add_argument("--budget-s", type=float, default=None,
+                        help="after this many seconds the remaining rows and parts are skipped (reported as such); "
+                             "default 420, none in the dry run")
     parser.add_argument("--configs", default=",".join(CONFIGS))
     parser.add_argument("--size", type=int, default=640)
     parser.add_argument("--batch", type=int, default=128, help="the official total batch, on one device")
@@ -434,6 +572,9 @@ def main():
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--ladder", default=",".join(LADDER), help="option rows to run (names of LADDER)")
     parser.add_argument("--compile-configs", default="s:efl,m:eqfl", help="models that get the torch.compile row")
+    parser.add_argument("--profile-config", default="m:eqfl",
+                        help="model whose rows are profiled; the table of its best row is printed and saved")
+    parser.add_argument("--profile-steps", type=int, default=3, help="profiled steps per row (0: no profile)")
     parser.add_argument("--efl-iters", type=int, default=50)
     parser.add_argument("--efl-batch", type=int, default=8)
     parser.add_argument("--gamma-tolerance", type=float, default=0.05)
@@ -446,11 +587,14 @@ def main():
     parser.add_argument("--gpu-data-jpeg", default="640x480", help="WxH of the gpu_data part's JPEGs")
     parser.add_argument("--gpu-data-reps", type=int, default=5, help="timed batches per gpu_data stage")
     args = parser.parse_args()
+    if args.budget_s is None:  # a slow or busy CPU must not skip parts of the dry run that checks them
+        args.budget_s = float("inf") if args.cpu_dry_run else 420.0
     if args.cpu_dry_run:
         device = torch.device("cpu")
         args.size, args.batch, args.warmup, args.iters, args.compile_warmup = 128, 2, 1, 1, 0
         args.efl_iters, args.efl_batch, args.data_images, args.data_items = 3, 2, 8, 4
-        args.configs, args.compile_configs = "s:sigmoid,s:efl", "s:efl"
+        args.configs, args.compile_configs = "s:sigmoid,s:efl,m:eqfl", "s:efl"
+        args.profile_steps = min(args.profile_steps, 2)
         args.gpu_data_batch, args.gpu_data_jpeg, args.gpu_data_reps = 8, "160x120", 1
         torch.set_num_threads(min(2, os.cpu_count() or 1))
     else:
@@ -481,13 +625,23 @@ def main():
             save(part, {"skipped": f"over the {args.budget_s} s budget"})
             continue
         save(part, runners[part]())
+        if part == "throughput":
+            report["targets"] = target_summary(args, report["throughput"])
+            report["profile"] = profile_summary(args, report["throughput"])
+            save()
     if "throughput" in parts and report.get("throughput"):
         from yolox.data.dataloading import default_num_workers
 
         train_rates = [r["images_per_s"] for r in report["throughput"] if "images_per_s" in r]
-        print(f"\ndata-bound check: training consumes {min(train_rates):.1f}-{max(train_rates):.1f} images/s; compare "
-              f"with {default_num_workers()} workers (the default here) x the 'full' images/s/worker above"
-              if train_rates else "")
+        per_worker = (report.get("data") or {}).get("full_ours_images_per_s_per_worker")
+        workers = default_num_workers(log=False)
+        loader = (f"the loader supplies about {workers * per_worker:.0f} images/s: {workers} workers (the default "
+                  f"here) x {per_worker:.1f} images/s/worker ('full / ours' above)" if per_worker else
+                  f"compare with {workers} workers (the default here) x the 'full' images/s/worker above")
+        print(f"\ndata-bound check: training consumes {min(train_rates):.1f}-{max(train_rates):.1f} images/s; "
+              f"{loader}" if train_rates else "")
+        report["data_bound"] = {"train_images_per_s": [min(train_rates), max(train_rates)] if train_rates else None,
+                                "workers": workers, "loader_images_per_s": workers * per_worker if per_worker else None}
     save()
     print(f"\ngpu_check done in {report['seconds']:.0f} s; results in {args.out}/gpu_check.json")
 
