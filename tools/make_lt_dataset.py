@@ -12,6 +12,8 @@ Presets (any flag given overrides the preset's value):
     benchmark 40 classes, 1600 train / 240 val images, 160 px, <= 5 objects, 12-56 px, >= 12 val instances,
               training images per class log-spaced: rare 1-10, common 11-100, frequent 101-480
     lvis60    60 classes, 800 train / 200 val images, 320 px, <= 8 objects, 16-80 px, >= 10 val instances
+    gpu       300 classes, 6400 train / 400 val images, 320 px, <= 6 objects, 16-96 px, training images per
+              class log-spaced: rare 1-10, common 11-100, frequent 101-300 (benchmarks/gpu_lt_standin.sh)
 """
 import argparse
 import sys
