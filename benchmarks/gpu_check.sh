@@ -11,32 +11,9 @@
 set -eo pipefail
 cd "$(dirname "$0")/.."
 
-PY=${PYTHON:-python3}
-export PYTHONPATH="$PWD"
-if compgen -G ".whl/*.whl" >/dev/null; then
-    # Wheels are built for one Python version (3.12 in the docs' command); on another the installed packages serve.
-    if "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl; then
-        export PYTHONPATH="$PWD:/tmp/site"
-    else
-        echo "the wheels in .whl/ do not install for this Python; using its own packages"
-    fi
-fi
-export PYTHONUNBUFFERED=1
-# The outer time limit (seconds): 470 on the GPU, one call under 8 minutes; an hour for the CPU dry run,
-# which a slow or busy CPU may need.
-LIMIT=470
-for arg in "$@"; do
-    if [ "$arg" = "--cpu-dry-run" ]; then LIMIT=3600; fi
-done
+DEVICE_PACKAGES="loguru tabulate pycocotools faster_coco_eval thop cv2 psutil"
+source benchmarks/device_env.sh "$@"
 OUT_DIR=${OUT:-/tmp/gpu_check_out}
 mkdir -p "$OUT_DIR"
-
-"$PY" - <<'PY'
-import importlib, torch
-missing = [m for m in ("loguru", "tabulate", "pycocotools", "faster_coco_eval", "thop", "cv2", "psutil")
-           if importlib.util.find_spec(m) is None]
-print(f"torch {torch.__version__}, cuda {torch.cuda.is_available()}, missing packages: {missing or 'none'}")
-PY
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || true
 
 timeout "${GPU_CHECK_TIMEOUT:-$LIMIT}" "$PY" benchmarks/gpu_check.py --out "$OUT_DIR" "$@" 2>&1 | tee "$OUT_DIR/gpu_check.log"

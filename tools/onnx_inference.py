@@ -96,7 +96,7 @@ class OpenVINOSession:
 
 
 def open_session(model_path, runtime="onnxruntime", ov_device="CPU"):
-    """An inference session of the ONNX file in ``runtime``; :class:`YOLOXError` with one line when the file
+    """A runner of the ONNX file in ``runtime``; :class:`YOLOXError` with one line when the file
     does not load, or when OpenVINO is asked for and not installed."""
     from yolox.utils import YOLOXError
 

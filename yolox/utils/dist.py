@@ -94,9 +94,7 @@ def mean_normalizer(value):
 
     Upstream YOLOX's foreground normaliser: a rank's summed loss divided by it, averaged over ranks by DDP,
     equals the whole batch's summed loss divided by max(its count / world size, 1)."""
-    if _REPLAY is not None:
-        return _REPLAY.call("mean", value)
-    return reduce_mean(value.float()).clamp(min=1.0)
+    return _normalizer("mean", value)
 
 
 def rank_average_normalizer(value):
@@ -104,17 +102,22 @@ def rank_average_normalizer(value):
 
     The loss normaliser of the released EFL code: a rank's summed loss divided by it, averaged over ranks by
     DDP, equals the whole batch's summed loss divided by max(its total, 1)."""
-    if _REPLAY is not None:
-        return _REPLAY.call("rank_average", value)
-    total = all_reduce_sum(value.detach().clone().float())
-    return total.clamp(min=1.0) / get_world_size()
+    return _normalizer("rank_average", value)
 
 
 def local_normalizer(count):
     """max(``count``, 1) for a per-rank count (an int, e.g. a number of elements; no reduction over ranks)."""
+    return _normalizer("local", count)
+
+
+def _normalizer(kind, value):
+    """The normaliser of ``kind`` of this micro-batch's ``value``: replayed during an accumulated step, else
+    from the value summed over ranks (kinds "mean", "rank_average") or the value itself ("local")."""
     if _REPLAY is not None:
-        return _REPLAY.call("local", count)
-    return max(count, 1)
+        return _REPLAY.call(kind, value)
+    if kind == "local":
+        return _normalizer_from_total(kind, value)
+    return _normalizer_from_total(kind, all_reduce_sum(value.detach().clone().float()))
 
 
 def _normalizer_from_total(kind, total):
