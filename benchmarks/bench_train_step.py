@@ -17,6 +17,11 @@ denominator alike.
     python benchmarks/bench_train_step.py --profile efl     # + torch.profiler top ops of one variant
     python benchmarks/bench_train_step.py --from-exps --variants sigmoid,efl --no-loss-only --rounds 15
                                                             # the Table 1 exps as they are (released EFL statistic)
+    python benchmarks/bench_train_step.py --floor --variants sigmoid,efl --no-loss-only
+                                                            # + what YOLOX*'s extra arithmetic costs by itself
+    python benchmarks/bench_train_step.py --from-exps --variants sigmoid,sigmoid+conv,efl,efl+conv --no-loss-only
+                                                            # "+conv": the class prediction layers as plain
+                                                            # nn.Conv2d (oneDNN convolution + layout copy)
 
 Targets (docs/benchmarks.md, target 1): YOLOX*-S EFL step <= YOLOX-S sigmoid step; EFL <= 1.05 x FL; EQFL <= 1.05 x QFL.
 """
@@ -100,7 +105,24 @@ def exp_file(size, cls_loss):
     return ROOT / "exps" / f"yolox_{size}_{cls_loss}_lvis.py"
 
 
-def build(size, cls_loss, device, num_classes, from_exps=False):
+def variant_label(size, variant):
+    cls_loss, _, layers = variant.partition("+")
+    return model_label(size, cls_loss) + (", class predictions as nn.Conv2d" if layers else "")
+
+
+def plain_conv_predictions(head):
+    """Swap the head's class prediction layers (``PredictionConv``: one matrix product on the CPU) for plain
+    ``nn.Conv2d`` with the same weights, as the head had them before: the "+conv" variants."""
+    for k, layer in enumerate(head.cls_preds):
+        conv = torch.nn.Conv2d(layer.in_channels, layer.out_channels, 1, 1, 0).to(layer.weight.device)
+        conv.load_state_dict(layer.state_dict())
+        head.cls_preds[k] = conv
+
+
+def build(size, variant, device, num_classes, from_exps=False):
+    cls_loss, _, layers = variant.partition("+")
+    if layers not in ("", "conv"):
+        raise SystemExit(f"unknown variant suffix +{layers} (only +conv)")
     if from_exps:  # the exp's own settings (e.g. the released EFL statistic of the Table 1 exps)
         from yolox.exp import get_exp
 
@@ -109,6 +131,8 @@ def build(size, cls_loss, device, num_classes, from_exps=False):
     else:
         exp = build_exp(size, cls_loss, num_classes)
     model = exp.get_model().to(device).train()
+    if layers == "conv":
+        plain_conv_predictions(model.head)
     optimizer = exp.get_optimizer(batch_size=64)
     for group in optimizer.param_groups:
         group["lr"] = 1e-4  # tiny but non-zero: weights move as in training, the scores stay sane
@@ -164,6 +188,48 @@ def loss_only(args, device, losses, rounds=7):
     print(tabulate(rows, headers=["loss", "median ms", "best ms"], tablefmt="github"))
 
 
+def floor_parts(args, hidden, rounds=7):
+    """Costs that YOLOX* adds to YOLOX by its design, each timed alone (no model): the products of the second
+    anchor's class channels (forward, input gradient, weight gradient) and the first touch of a fresh
+    ``[B * N, C]`` float32 tensor against refilling a reused one (YOLOX*'s prediction output, concatenation and
+    loss gradient are twice YOLOX's)."""
+    locations = args.batch * sum((args.size // s) ** 2 for s in (8, 16, 32))
+    c = args.num_classes
+    gen = torch.Generator().manual_seed(0)
+    rows = torch.randn(locations, hidden, generator=gen)
+    weight = torch.randn(c, hidden, generator=gen)
+    grad = torch.randn(locations, c, generator=gen)
+    reused = torch.empty(locations * 2, c)
+    reused.fill_(0)
+    times = {"products": [], "fresh": [], "reused": []}
+    for r in range(rounds + 1):
+        start = time.perf_counter()
+        torch.mm(rows, weight.t())
+        torch.mm(grad, weight)
+        torch.mm(grad.t(), rows)
+        t1 = time.perf_counter()
+        fresh = torch.empty(locations * 2, c)
+        fresh.fill_(1)
+        t2 = time.perf_counter()
+        reused.fill_(1)
+        t3 = time.perf_counter()
+        del fresh
+        if r:
+            times["products"].append(t1 - start)
+            times["fresh"].append(t2 - t1)
+            times["reused"].append(t3 - t2)
+    flops = 3 * 2 * locations * hidden * c
+    mb = locations * 2 * c * 4 / 2**20
+    print(f"\n# YOLOX*'s extra arithmetic alone, {rounds} rounds (medians)")
+    print(tabulate([
+        [f"the second anchor's {c} class channels: 3 products of [{locations}, {hidden}] x [{hidden}, {c}] shapes",
+         f"{median(times['products']) * 1e3:.0f}", f"{flops / median(times['products']) / 1e9:.0f} GFLOP/s"],
+        [f"a fresh [{locations * 2}, {c}] float32 tensor ({mb:.0f} MB), filled once",
+         f"{median(times['fresh']) * 1e3:.0f}", "first touch of its pages"],
+        [f"the same tensor reused, filled again", f"{median(times['reused']) * 1e3:.0f}", ""],
+    ], headers=["part", "ms", "note"], tablefmt="github"))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="s", help="nano | tiny | s | m")
@@ -180,6 +246,8 @@ def main():
     parser.add_argument("--from-exps", action="store_true",
                         help="build each variant from exps/yolox_<model>_<variant>_lvis.py instead of LVISExp defaults")
     parser.add_argument("--no-loss-only", action="store_true", help="skip the classification-loss-alone table")
+    parser.add_argument("--floor", action="store_true",
+                        help="also time YOLOX*'s extra arithmetic alone (second anchor's products, fresh tensors)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -215,7 +283,7 @@ def main():
     rows = []
     base = "sigmoid" if "sigmoid" in variants else variants[0]
     for v in variants:
-        rows.append([model_label(args.model, v)] + [f"{med(v, p) * 1e3:.0f}" for p in PHASES]
+        rows.append([variant_label(args.model, v)] + [f"{med(v, p) * 1e3:.0f}" for p in PHASES]
                     + [f"{med(v, 'total') * 1e3:.0f}", f"{best(v) * 1e3:.0f}", f"{paired_ratio(v, base):.3f}",
                        f"{best(v) / best(base):.3f}"])
     print(tabulate(rows, headers=["variant"] + [f"{p} ms" for p in PHASES]
@@ -223,7 +291,8 @@ def main():
                    tablefmt="github"))
 
     targets_rows = []
-    for num, den, limit in (("efl", "sigmoid", 1.0), ("efl", "fl", 1.05), ("eqfl", "qfl", 1.05)):
+    for num, den, limit in (("efl", "sigmoid", 1.0), ("efl+conv", "sigmoid+conv", 1.0), ("efl", "fl", 1.05),
+                            ("eqfl", "qfl", 1.05)):
         if num in variants and den in variants:
             ratio, ratio_best = paired_ratio(num, den), best(num) / best(den)
             targets_rows.append([f"{num} step / {den} step", f"{ratio:.3f}", f"{ratio_best:.3f}",
@@ -235,11 +304,14 @@ def main():
                                               "limit", "result (median)", "result (best)"], tablefmt="github"))
 
     if not args.no_loss_only:
-        loss_only(args, device, [v for v in variants if v != "sigmoid"])
+        loss_only(args, device, [v for v in variants if v != "sigmoid" and "+" not in v])
+
+    if args.floor:
+        floor_parts(args, hidden=next(iter(setups.values()))[0].head.cls_preds[0].in_channels)
 
     if args.profile:
         model, optimizer, timer, _ = setups[args.profile]
-        print(f"\n# torch.profiler, one step of {model_label(args.model, args.profile)}")
+        print(f"\n# torch.profiler, one step of {variant_label(args.model, args.profile)}")
         profile_variant(model, optimizer, timer, images, targets, device)
 
 

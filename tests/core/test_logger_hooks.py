@@ -87,6 +87,44 @@ def test_a_missing_package_is_one_line_naming_the_extra(monkeypatch):
     assert build_logger_hook("tensorboard", None) is None and build_logger_hook("none", None) is None
 
 
+def test_a_trackers_calls_leave_the_training_random_streams_alone(tmp_path):
+    """A tracker's client may draw from the global generators (MLflow 3's start-up does, now and then); the
+    training's augmentation draws from the same ones, so a seeded run must not see the draws."""
+    import random
+
+    import numpy as np
+    import torch
+
+    from yolox.core.hooks import LoggerHook
+
+    class DrawingTracker(LoggerHook):
+        calls = []
+
+        def _draw(self, name):
+            self.calls.append(name)
+            random.random(), np.random.rand(), torch.rand(1)
+
+        def start(self):
+            self._draw("start")
+
+        def log(self, values, step, epoch_axis):
+            self._draw("log")
+
+        def epoch_end(self):
+            self._draw("epoch_end")
+
+        def finish(self, completed):
+            self._draw("finish")
+
+    random.seed(3), np.random.seed(3), torch.manual_seed(3)
+    expected = (random.random(), np.random.rand(), torch.rand(1))
+    random.seed(3), np.random.seed(3), torch.manual_seed(3)
+    progress = SimpleNamespace(writer=None, evaluation=None)
+    drive(DrawingTracker(progress), fake_trainer(tmp_path), progress)
+    assert DrawingTracker.calls == ["start", "log", "log", "log", "epoch_end", "finish"]
+    assert (random.random(), np.random.rand(), torch.rand(1)) == expected
+
+
 # ---------------------------------------------------------------------------------------------- mlflow
 def test_mlflow_logs_the_writers_scalars_at_their_steps_params_and_the_best_checkpoint(tmp_path, monkeypatch):
     from mlflow.tracking import MlflowClient

@@ -6,7 +6,7 @@ checkpoint format: they must stay as they are for the published YOLOX weights to
 import torch
 import torch.nn as nn
 
-__all__ = ["get_activation", "BaseConv", "DWConv", "Bottleneck", "SPPBottleneck", "CSPLayer", "Focus"]
+__all__ = ["get_activation", "BaseConv", "DWConv", "Bottleneck", "SPPBottleneck", "CSPLayer", "Focus", "PredictionConv"]
 
 
 def get_activation(name="silu", inplace=True):
@@ -118,3 +118,69 @@ class Focus(nn.Module):
         bottom_left = x[..., 1::2, ::2]
         bottom_right = x[..., 1::2, 1::2]
         return self.conv(torch.cat([top_left, bottom_left, top_right, bottom_right], dim=1))
+
+
+class _PointwiseRows(torch.autograd.Function):
+    """A 1x1 convolution computed as one matrix product over channels-last rows (see PredictionConv)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        b, c, h, w = x.shape
+        rows = x.permute(0, 2, 3, 1).reshape(b * h * w, c)  # no copy when x is channels-last already
+        weight2d = weight.view(weight.shape[0], c)
+        out = torch.addmm(bias, rows, weight2d.t()) if bias is not None else rows @ weight2d.t()
+        ctx.save_for_backward(rows, weight2d)
+        ctx.input_shape, ctx.has_bias = x.shape, bias is not None
+        ctx.input_channels_last = not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+        # [B, out, H, W] with channels-last strides: the values of the convolution without its NCHW copy.
+        return out.view(b, h, w, -1).permute(0, 3, 1, 2)
+
+    @staticmethod
+    def backward(ctx, grad):
+        rows, weight2d = ctx.saved_tensors
+        b, c, h, w = ctx.input_shape
+        per_image = h * w
+        # The incoming gradient is usually a slice of a larger [B, N, C] buffer (the head concatenates the
+        # levels along N): each image's block of it is contiguous, the whole slice is not, so the products run
+        # image by image on views instead of on a copy.
+        grad_rows = grad.permute(0, 2, 3, 1)
+        grad_x = rows.new_empty(b, per_image, c) if ctx.needs_input_grad[0] else None
+        grad_w = torch.zeros_like(weight2d) if ctx.needs_input_grad[1] else None
+        grad_b = weight2d.new_zeros(weight2d.shape[0]) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        for i in range(b):
+            g = grad_rows[i].reshape(per_image, -1)
+            if grad_x is not None:
+                torch.mm(g, weight2d, out=grad_x[i])
+            if grad_w is not None:
+                grad_w.addmm_(g.t(), rows[i * per_image:(i + 1) * per_image])
+            if grad_b is not None:
+                grad_b += g.sum(0)
+        if grad_x is not None:
+            # in the input's own layout: the layers below then run their backward exactly as under nn.Conv2d
+            grad_x = grad_x.view(b, h, w, c).permute(0, 3, 1, 2)
+            if not ctx.input_channels_last:
+                grad_x = grad_x.contiguous()
+        if grad_w is not None:
+            grad_w = grad_w.view(weight2d.shape[0], c, 1, 1)
+        return grad_x, grad_w, grad_b
+
+
+class PredictionConv(nn.Conv2d):
+    """The head's 1x1 prediction convolution (an ``nn.Conv2d``: same parameters, state-dict keys and hooks).
+
+    On the CPU it is computed as one matrix product over channels-last rows and returns the result with
+    channels-last strides, so that the head's ``[B, H*W*anchors, C]`` layout is a view instead of a copy. With
+    1203 LVIS classes (2406 channels for YOLOX*'s two anchors) the oneDNN convolution plus that copy costs
+    several times the product itself, forward and backward (docs/benchmarks.md, section 1). Elsewhere (CUDA,
+    autocast, tracing or ``torch.export`` for export, ``torch.compile``) it is the plain convolution.
+    """
+
+    def __init__(self, in_channels, out_channels):
+        super().__init__(in_channels, out_channels, 1, 1, 0)
+
+    def forward(self, x):
+        if (x.device.type != "cpu" or x.dtype != torch.float32 or self.weight.dtype != torch.float32
+                or torch.is_autocast_enabled("cpu") or torch.jit.is_tracing() or torch.jit.is_scripting()
+                or torch.compiler.is_compiling() or torch.compiler.is_exporting()):
+            return super().forward(x)
+        return _PointwiseRows.apply(x, self.weight, self.bias)

@@ -28,7 +28,7 @@ from yolox.utils.dist import local_normalizer, mean_normalizer, rank_average_nor
 
 from .assigners import ATSSAssigner, SimOTAAssigner
 from .losses import IOUloss, SigmoidBCELoss, check_background_weight
-from .network_blocks import BaseConv, conv_block
+from .network_blocks import BaseConv, PredictionConv, conv_block
 
 __all__ = ["YOLOXHead"]
 
@@ -88,7 +88,7 @@ class YOLOXHead(nn.Module):
             self.stems.append(BaseConv(int(c * width), hidden, 1, 1, act=act))
             self.cls_convs.append(nn.Sequential(Conv(hidden, hidden, 3, 1, act=act), Conv(hidden, hidden, 3, 1, act=act)))
             self.reg_convs.append(nn.Sequential(Conv(hidden, hidden, 3, 1, act=act), Conv(hidden, hidden, 3, 1, act=act)))
-            self.cls_preds.append(nn.Conv2d(hidden, na * num_classes, 1, 1, 0))
+            self.cls_preds.append(PredictionConv(hidden, na * num_classes))
             self.reg_preds.append(nn.Conv2d(hidden, na * 4, 1, 1, 0))
             self.obj_preds.append(nn.Conv2d(hidden, na, 1, 1, 0))
         self._anchor_cache = {}

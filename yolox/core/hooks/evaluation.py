@@ -16,7 +16,7 @@ from loguru import logger
 from yolox.utils import all_reduce_norm, unwrap_model
 
 from .base import HookBase
-from .rng import get_rng_state, set_rng_state
+from .rng import preserved_rng_state
 
 __all__ = ["EvalHook"]
 
@@ -57,13 +57,10 @@ class EvalHook(HookBase):
         all_reduce_norm(unwrap_model(trainer.model))
         if trainer.ema_model is not None:
             all_reduce_norm(trainer.ema_model.ema)
-        rng = get_rng_state()  # evaluation must not shift the training's random streams (exact resume)
-        try:
-            with torch.no_grad():
-                ap50_95, ap50, summary = trainer.exp.eval(trainer.evaluation_model(), self.evaluator,
-                                                          trainer.is_distributed)
-        finally:
-            set_rng_state(rng)
+        # evaluation must not shift the training's random streams (exact resume)
+        with preserved_rng_state(), torch.no_grad():
+            ap50_95, ap50, summary = trainer.exp.eval(trainer.evaluation_model(), self.evaluator,
+                                                      trainer.is_distributed)
         trainer.model.train()
         # The first evaluation always writes best_ckpt.pth, even at AP 0 (users expect the file).
         update_best = ap50_95 > self.best_ap or not os.path.exists(os.path.join(trainer.file_name, "best_ckpt.pth"))

@@ -41,6 +41,7 @@ from loguru import logger
 from yolox.utils.errors import YOLOXError
 
 from .base import HookBase
+from .rng import preserved_rng_state
 
 __all__ = [
     "LOGGERS", "WANDB_PREFIX", "LoggerHook", "WandbLoggerHook", "MlflowLoggerHook", "build_logger_hook",
@@ -117,7 +118,12 @@ class LoggerHook(HookBase):
     the scalars of a step together after that step or epoch. Register it after ``progress``.
 
     Subclasses: :meth:`start`, :meth:`log` ({tag: value}, step, ``epoch_axis``: the step is an epoch),
-    :meth:`epoch_end`, :meth:`finish` (``completed``: the last epoch ended)."""
+    :meth:`epoch_end`, :meth:`finish` (``completed``: the last epoch ended).
+
+    Each of those runs with the process's random-number states preserved: a tracker's client may draw from
+    Python's global ``random`` (MLflow 3's start-up does, now and then), and the training's augmentation draws
+    from the same stream, so without this a seeded run would train on other samples under ``-l mlflow`` than
+    under ``-l tensorboard``."""
 
     def __init__(self, progress):
         self.progress = progress
@@ -136,14 +142,16 @@ class LoggerHook(HookBase):
         pending, self.pending = self.pending, {}
         if self.active:
             for (epoch_axis, step), values in pending.items():
-                self.log(values, step, epoch_axis)
+                with preserved_rng_state():
+                    self.log(values, step, epoch_axis)
 
     # ---------------------------------------------------------------- moments
     def before_train(self):
         trainer = self.trainer
         if getattr(trainer, "rank", 0) != 0:
             return
-        self.start()
+        with preserved_rng_state():
+            self.start()
         self.active = True
         self.progress.writer = self
 
@@ -157,7 +165,8 @@ class LoggerHook(HookBase):
         trainer = self.trainer
         if trainer.epoch + 1 >= trainer.max_epoch:
             self.completed = True
-        self.epoch_end()
+        with preserved_rng_state():
+            self.epoch_end()
 
     def after_train(self):
         self.flush()
@@ -165,7 +174,8 @@ class LoggerHook(HookBase):
             self.active = False
             if self.progress.writer is self:
                 self.progress.writer = None
-            self.finish(self.completed)
+            with preserved_rng_state():
+                self.finish(self.completed)
 
     # ---------------------------------------------------------------- the tracker
     def start(self):

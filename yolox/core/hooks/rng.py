@@ -1,4 +1,5 @@
 """The random-number states of a process (Python, NumPy, torch, CUDA) as checkpoint entries."""
+import contextlib
 import io
 import random
 
@@ -6,7 +7,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-__all__ = ["gather_rng_states", "get_rng_state", "set_rng_state"]
+__all__ = ["gather_rng_states", "get_rng_state", "preserved_rng_state", "set_rng_state"]
 
 
 def get_rng_state():
@@ -33,6 +34,17 @@ def set_rng_state(state):
     torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state(state["cuda"].cpu())
+
+
+@contextlib.contextmanager
+def preserved_rng_state():
+    """Run a block that must not move the training's random streams (evaluation, a tracker's client): the
+    states it leaves are replaced by those it found."""
+    state = get_rng_state()
+    try:
+        yield
+    finally:
+        set_rng_state(state)
 
 
 def gather_rng_states(world_size):
