@@ -41,6 +41,18 @@ def parse_metrics(stdout):
     raise ValueError("no LVIS metrics table in the quickstart's output")
 
 
+def code_version():
+    """The checkout's commit (with "+changes" when files differ from it), or None outside a git checkout."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+changes" if dirty else "")
+
+
 def run_one(config, seed, out_file):
     env = dict(os.environ, **CONFIGS[config])
     started = time.time()
@@ -50,7 +62,7 @@ def run_one(config, seed, out_file):
         raise SystemExit(f"{config} seed {seed} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
     result = {"config": config, "env": CONFIGS[config], "seed": seed, "metrics": parse_metrics(proc.stdout),
               "seconds": round(time.time() - started), "machine": platform.processor() or platform.machine(),
-              "date": time.strftime("%Y-%m-%d")}
+              "date": time.strftime("%Y-%m-%d"), "commit": code_version()}
     out_file.write_text(json.dumps(result, indent=1) + "\n")
     return result
 
