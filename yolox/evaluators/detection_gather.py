@@ -14,6 +14,7 @@ from tqdm import tqdm
 from yolox.utils import get_rank, get_world_size, is_main_process, xyxy2xywh
 
 __all__ = [
+    "as_int_list",
     "run_detector",
     "kept_detections",
     "gather_detections",
@@ -23,7 +24,7 @@ __all__ = [
 ]
 
 
-def _as_int_list(values):
+def as_int_list(values):
     """A tensor, array or list of numbers -> list[int]."""
     if isinstance(values, torch.Tensor):
         values = values.tolist()
@@ -95,7 +96,7 @@ def run_detector(model, dataloader, postprocess_fn, num_classes, confthre, nmsth
         outputs = model(imgs)
         sync()
         t1 = time.perf_counter()
-        heights, widths = _as_int_list(info_imgs[0]), _as_int_list(info_imgs[1])
+        heights, widths = as_int_list(info_imgs[0]), as_int_list(info_imgs[1])
         # Post-process in float32: NMS kernels and score products are unreliable in half precision.
         outputs = postprocess_fn(outputs.float(), num_classes, confthre, nmsthre, input_hw=tuple(imgs.shape[-2:]),
                                  image_hw=letterboxed_sizes(heights, widths, img_size))
@@ -104,7 +105,7 @@ def run_detector(model, dataloader, postprocess_fn, num_classes, confthre, nmsth
         forward_s += t1 - t0
         nms_s += t2 - t1
         rows = outputs_to_rows(outputs, heights, widths, img_size, class_ids)
-        for img_id, img_rows in zip(_as_int_list(ids), rows):
+        for img_id, img_rows in zip(as_int_list(ids), rows):
             # A sampler may hand the same image twice (padding); the first copy wins.
             per_image.setdefault(img_id, img_rows)
     return per_image, {"images": len(per_image), "forward_s": forward_s, "nms_s": nms_s}

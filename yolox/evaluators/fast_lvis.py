@@ -28,7 +28,8 @@ from operator import itemgetter
 import numpy as np
 
 __all__ = ["IOU_THRESHOLDS", "RECALL_THRESHOLDS", "AREA_RANGES", "AREA_LABELS", "box_iou_xywh",
-           "lvis_precision", "summarize_precision"]
+           "lvis_precision", "summarize_precision", "GroundTruth", "category_precision", "in_sorted",
+           "match_pairs", "outside_areas", "parse_results"]
 
 # The official linspaces (np.arange would drift); thresholds are compared with == in the summary.
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1, endpoint=True)
@@ -55,7 +56,7 @@ def box_iou_xywh(dt, gt):
         return np.where(overlap, inter / np.where(overlap, union, 1.0), 0.0)
 
 
-def _in_sorted(values, sorted_set):
+def in_sorted(values, sorted_set):
     """Boolean mask: which of ``values`` are in the sorted unique int array ``sorted_set``."""
     if sorted_set.size == 0:
         return np.zeros(values.shape, bool)
@@ -63,14 +64,14 @@ def _in_sorted(values, sorted_set):
     return sorted_set[pos] == values
 
 
-def _outside_areas(area):
+def outside_areas(area):
     """``[len(area), A]`` bool: area outside each official range (bounds inclusive, as lvis-api)."""
     lo = np.array([r[0] for r in AREA_RANGES], np.float64)
     hi = np.array([r[1] for r in AREA_RANGES], np.float64)
     return (area[:, None] < lo) | (area[:, None] > hi)
 
 
-def _parse_results(results):
+def parse_results(results):
     """COCO-style result dicts -> (image_id int64 [N], category_id int64 [N], score f64 [N], box f64 [N, 4])."""
     n = len(results)
     image_id = np.fromiter(map(itemgetter("image_id"), results), np.int64, n)
@@ -93,7 +94,7 @@ def _limit_per_image(image_id, score, max_dets):
     return keep
 
 
-class _GroundTruth:
+class GroundTruth:
     """The ground-truth arrays the evaluation needs, built once from an LVIS dict."""
 
     def __init__(self, gt):
@@ -110,13 +111,13 @@ class _GroundTruth:
         box = np.fromiter(chain.from_iterable(map(itemgetter("bbox"), anns)), np.float64, 4 * n).reshape(n, 4)
         ignore = np.fromiter((bool(a.get("ignore", 0)) for a in anns), bool, n)
         # lvis-api loads ground truth of known images and categories with 0 < area < inf only.
-        keep = _in_sorted(img, self.img_ids) & _in_sorted(cat, self.cat_ids) & (area > 0) & (area < np.inf)
+        keep = in_sorted(img, self.img_ids) & in_sorted(cat, self.cat_ids) & (area > 0) & (area < np.inf)
         img, cat, area, box, ignore = img[keep], cat[keep], area[keep], box[keep], ignore[keep]
         self.key = self.pair_key(np.searchsorted(self.img_ids, img), np.searchsorted(self.cat_ids, cat))
         self.cat_index = np.searchsorted(self.cat_ids, cat)
         self.box = box
         # [G, A]: not counted in area range a (bounds inclusive, as lvis-api).
-        self.ignored = ignore[:, None] | _outside_areas(area)
+        self.ignored = ignore[:, None] | outside_areas(area)
 
         # Pairs with ground truth, their boxes contiguous in json order.
         self.order = np.argsort(self.key, kind="stable")
@@ -129,7 +130,7 @@ class _GroundTruth:
             for ids, out in ((image.get("neg_category_ids", ()), neg), (image.get("not_exhaustive_category_ids", ()),
                                                                         nel)):
                 ids = np.asarray(ids, np.int64)
-                ids = ids[_in_sorted(ids, self.cat_ids)]
+                ids = ids[in_sorted(ids, self.cat_ids)]
                 out.append(self.pair_key(np.full(ids.size, i), np.searchsorted(self.cat_ids, ids)))
         neg = np.concatenate(neg) if neg else np.zeros(0, np.int64)
         self.evaluated_keys = np.union1d(self.pair_keys, neg)  # positive or negative categories of each image
@@ -143,11 +144,11 @@ class _GroundTruth:
         return img_index.astype(np.int64) * self.num_cats + cat_index
 
 
-def _match_pairs(gt, det_key, det_box):
+def match_pairs(gt, det_key, det_box):
     """Greedy matching of the detections of (image, category) pairs that have ground truth.
 
     Args:
-        gt: :class:`_GroundTruth`.
+        gt: :class:`GroundTruth`.
         det_key: int64 ``[D]`` pair keys, every one in ``gt.pair_keys``; each pair's detections contiguous
             and in descending score order (ties in lvis-api's order).
         det_box: float64 ``[D, 4]``.
@@ -204,7 +205,7 @@ def _match_pairs(gt, det_key, det_box):
     return matched, matched_ignored
 
 
-def _category_precision(tp, fp, num_gt):
+def category_precision(tp, fp, num_gt):
     """Interpolated precision at the recall thresholds of one category.
 
     Args:
@@ -248,23 +249,23 @@ def lvis_precision(gt, results, max_dets=300):
         (precision, cat_ids): float64 ``[T=10, R=101, K, A=4]`` (-1 where a category has no counted
         ground truth in an area range), and the sorted category ids ``[K]``.
     """
-    data = _GroundTruth(gt)
+    data = GroundTruth(gt)
     num_t, num_a = IOU_THRESHOLDS.size, len(AREA_RANGES)
     num_k = data.cat_ids.size
     precision = -np.ones((num_t, RECALL_THRESHOLDS.size, num_k, num_a))
 
-    image_id, category_id, score, box = _parse_results(results)
-    unknown = ~_in_sorted(image_id, data.img_ids)
+    image_id, category_id, score, box = parse_results(results)
+    unknown = ~in_sorted(image_id, data.img_ids)
     if unknown.any():
         raise ValueError(f"results for images not in the ground truth: {np.unique(image_id[unknown])[:10].tolist()}")
     keep = _limit_per_image(image_id, score, max_dets)
     area = box[:, 2] * box[:, 3]
-    keep &= (area > 0) & (area < np.inf) & _in_sorted(category_id, data.cat_ids)
+    keep &= (area > 0) & (area < np.inf) & in_sorted(category_id, data.cat_ids)
     index = np.flatnonzero(keep)
     img_index = np.searchsorted(data.img_ids, image_id[index])
     cat_index = np.searchsorted(data.cat_ids, category_id[index])
     key = data.pair_key(img_index, cat_index)
-    evaluated = _in_sorted(key, data.evaluated_keys)  # federated: positive or negative categories only
+    evaluated = in_sorted(key, data.evaluated_keys)  # federated: positive or negative categories only
     index, img_index, cat_index, key = index[evaluated], img_index[evaluated], cat_index[evaluated], key[evaluated]
 
     # Category, then descending score, then image id, then input order: lvis-api's accumulation order.
@@ -273,19 +274,19 @@ def lvis_precision(gt, results, max_dets=300):
     area, box = area[index], box[index]
 
     # Unmatched detections are ignored outside the area range or in not-exhaustive categories.
-    unmatched_ignored = _outside_areas(area) | _in_sorted(key, data.not_exhaustive_keys)[:, None]  # [N, A]
+    unmatched_ignored = outside_areas(area) | in_sorted(key, data.not_exhaustive_keys)[:, None]  # [N, A]
     matched = np.zeros((index.size, num_t, num_a), bool)
     matched_ignored = np.zeros_like(matched)
-    with_gt = np.flatnonzero(_in_sorted(key, data.pair_keys))
+    with_gt = np.flatnonzero(in_sorted(key, data.pair_keys))
     by_pair = with_gt[np.argsort(key[with_gt], kind="stable")]  # each pair contiguous, score order kept
-    matched[by_pair], matched_ignored[by_pair] = _match_pairs(data, key[by_pair], box[by_pair])
+    matched[by_pair], matched_ignored[by_pair] = match_pairs(data, key[by_pair], box[by_pair])
     tp = matched & ~matched_ignored
     fp = ~matched & ~unmatched_ignored[:, None, :]
 
     cat_start = np.searchsorted(cat_index, np.arange(num_k + 1))
     for k in np.flatnonzero((data.num_gt > 0).any(1)):
         s, e = cat_start[k], cat_start[k + 1]
-        precision[:, :, k, :] = _category_precision(tp[s:e], fp[s:e], data.num_gt[k])
+        precision[:, :, k, :] = category_precision(tp[s:e], fp[s:e], data.num_gt[k])
     return precision, data.cat_ids
 
 

@@ -35,8 +35,8 @@ import torch.distributed as dist
 from yolox.utils import get_rank, get_world_size
 
 from .detection_gather import letterboxed_sizes, outputs_to_rows
-from .fast_lvis import (IOU_THRESHOLDS, RECALL_THRESHOLDS, _category_precision, _GroundTruth, _in_sorted, _match_pairs,
-                        _outside_areas, _parse_results, summarize_precision)
+from .fast_lvis import (IOU_THRESHOLDS, RECALL_THRESHOLDS, category_precision, GroundTruth, in_sorted, match_pairs,
+                        outside_areas, parse_results, summarize_precision)
 
 __all__ = ["FIXED_AP_TOPK", "POOLED_AP_KEYS", "topk_per_class", "TopKPerClass", "gather_topk_per_class",
            "federated_mask", "fixed_ap_eval_per_category", "fixed_ap_eval", "fixed_and_pooled_ap_eval",
@@ -245,33 +245,33 @@ def _federated_outcomes(gt, results):
         results: COCO-style list of ``{image_id, category_id, bbox [x, y, w, h], score}``.
 
     Returns:
-        (data, det): the ground truth's :class:`~yolox.evaluators.fast_lvis._GroundTruth` (``cat_ids`` [K],
+        (data, det): the ground truth's :class:`~yolox.evaluators.fast_lvis.GroundTruth` (``cat_ids`` [K],
         ``num_gt`` int [K, A] counted ground truths per category and area range), and ``det``, a dict over
         the N detections LVIS evaluates (positive or negative category of the image, area in (0, inf)):
         ``cat_index``, ``img_index``, ``index`` (position in ``results``) int64 [N], ``score`` float64 [N],
         ``tp`` and ``fp`` bool [N, T=10, A=4]; sorted by category, then descending score, image, position.
     """
-    data = _GroundTruth(gt)
-    image_id, category_id, score, box = _parse_results(results)
-    unknown = ~_in_sorted(image_id, data.img_ids)
+    data = GroundTruth(gt)
+    image_id, category_id, score, box = parse_results(results)
+    unknown = ~in_sorted(image_id, data.img_ids)
     if unknown.any():
         raise ValueError(f"results for images not in the ground truth: {np.unique(image_id[unknown])[:10].tolist()}")
     area = box[:, 2] * box[:, 3]
-    index = np.flatnonzero((area > 0) & (area < np.inf) & _in_sorted(category_id, data.cat_ids))
+    index = np.flatnonzero((area > 0) & (area < np.inf) & in_sorted(category_id, data.cat_ids))
     img_index = np.searchsorted(data.img_ids, image_id[index])
     cat_index = np.searchsorted(data.cat_ids, category_id[index])
     key = data.pair_key(img_index, cat_index)
-    evaluated = _in_sorted(key, data.evaluated_keys)
+    evaluated = in_sorted(key, data.evaluated_keys)
     index, img_index, cat_index, key = index[evaluated], img_index[evaluated], cat_index[evaluated], key[evaluated]
     order = np.lexsort((index, img_index, -score[index], cat_index))
     index, img_index, cat_index, key = index[order], img_index[order], cat_index[order], key[order]
 
-    unmatched_ignored = _outside_areas(area[index]) | _in_sorted(key, data.not_exhaustive_keys)[:, None]  # [N, A]
+    unmatched_ignored = outside_areas(area[index]) | in_sorted(key, data.not_exhaustive_keys)[:, None]  # [N, A]
     matched = np.zeros((index.size, IOU_THRESHOLDS.size, unmatched_ignored.shape[1]), bool)
     matched_ignored = np.zeros_like(matched)
-    with_gt = np.flatnonzero(_in_sorted(key, data.pair_keys))
+    with_gt = np.flatnonzero(in_sorted(key, data.pair_keys))
     by_pair = with_gt[np.argsort(key[with_gt], kind="stable")]
-    matched[by_pair], matched_ignored[by_pair] = _match_pairs(data, key[by_pair], box[index[by_pair]])
+    matched[by_pair], matched_ignored[by_pair] = match_pairs(data, key[by_pair], box[index[by_pair]])
     det = {"cat_index": cat_index, "img_index": img_index, "index": index, "score": score[index],
            "tp": matched & ~matched_ignored, "fp": ~matched & ~unmatched_ignored[:, None, :]}
     return data, det
@@ -283,7 +283,7 @@ def _per_category_precision(data, det):
     cat_start = np.searchsorted(det["cat_index"], np.arange(data.cat_ids.size + 1))
     for k in np.flatnonzero((data.num_gt > 0).any(1)):
         s, e = cat_start[k], cat_start[k + 1]
-        precision[:, :, k, :] = _category_precision(det["tp"][s:e], det["fp"][s:e], data.num_gt[k])
+        precision[:, :, k, :] = category_precision(det["tp"][s:e], det["fp"][s:e], data.num_gt[k])
     return precision
 
 
@@ -296,7 +296,7 @@ def _pooled_ap(data, det, in_pool):
         return math.nan
     sel = np.flatnonzero(in_pool[det["cat_index"]])
     sel = sel[np.lexsort((det["index"][sel], det["cat_index"][sel], det["img_index"][sel], -det["score"][sel]))]
-    precision = _category_precision(det["tp"][sel, :, :1], det["fp"][sel, :, :1], num_gt)  # [T, R, 1]
+    precision = category_precision(det["tp"][sel, :, :1], det["fp"][sel, :, :1], num_gt)  # [T, R, 1]
     return float(np.mean(precision))
 
 
@@ -322,10 +322,10 @@ def fixed_and_pooled_ap_eval(gt_json_path, results, topk=FIXED_AP_TOPK, class_im
         pool without ground truth in the evaluated images.
     """
     from .coco_evaluator import load_gt
-    from .lvis_evaluator import _category_table, per_category_rows
+    from .lvis_evaluator import category_table, per_category_rows
 
     gt = load_gt(gt_json_path)
-    categories = _category_table(gt.get("categories", []), class_image_counts)
+    categories = category_table(gt.get("categories", []), class_image_counts)
     if topk >= 0:
         results = topk_per_class(results, topk)
     data, det = _federated_outcomes(gt, results)
@@ -383,7 +383,7 @@ def run_detector_fixed_ap(model, dataloader, postprocess_fn, fixed_postprocess_f
 
     from yolox.utils import is_main_process
 
-    from .detection_gather import _as_int_list
+    from .detection_gather import as_int_list
 
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
@@ -401,13 +401,13 @@ def run_detector_fixed_ap(model, dataloader, postprocess_fn, fixed_postprocess_f
             outputs = model(imgs).float()
             sync()
             t1 = time.perf_counter()
-            heights, widths = _as_int_list(info_imgs[0]), _as_int_list(info_imgs[1])
+            heights, widths = as_int_list(info_imgs[0]), as_int_list(info_imgs[1])
             kwargs = dict(input_hw=tuple(imgs.shape[-2:]), image_hw=letterboxed_sizes(heights, widths, img_size))
             standard = postprocess_fn(outputs, num_classes, confthre, nmsthre, **kwargs)
             sync()
             t2 = time.perf_counter()
             uncapped = fixed_postprocess_fn(outputs, num_classes, fixed_confthre, nmsthre, **kwargs)
-            image_ids = _as_int_list(ids)
+            image_ids = as_int_list(ids)
             for img_id, rows in zip(image_ids, outputs_to_rows(uncapped, heights, widths, img_size, class_ids)):
                 accumulator.add(img_id, rows)
             t3 = time.perf_counter()

@@ -25,7 +25,7 @@ from .fixed_ap import (FIXED_AP_TOPK, POOLED_AP_KEYS, fixed_and_pooled_ap_eval, 
                        run_detector_fixed_ap, uncapped_postprocess_fn)
 
 __all__ = ["LVIS_METRIC_KEYS", "LVIS_ENGINES", "frequency_from_image_count", "lvis_eval_per_category",
-           "lvis_bbox_eval", "write_per_category_csv", "metrics_table", "LVISEvaluator"]
+           "lvis_bbox_eval", "write_per_category_csv", "metrics_table", "category_table", "LVISEvaluator"]
 
 LVIS_METRIC_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf")
 FREQUENCY_GROUPS = ("r", "c", "f")
@@ -37,7 +37,7 @@ def frequency_from_image_count(image_count):
     return frequency_group(image_count)
 
 
-def _category_table(categories, class_image_counts):
+def category_table(categories, class_image_counts):
     """Per category: (name, frequency, image_count). image_count comes from the json when present, else
     from ``class_image_counts``; frequency from the json when present, else from that image count."""
     table = {}
@@ -111,7 +111,7 @@ def lvis_eval_per_category(gt_json_path, results, max_dets=300, class_image_coun
     if engine not in LVIS_ENGINES:
         raise ValueError(f"engine must be one of {LVIS_ENGINES}, got {engine!r}")
     gt = dict(load_gt(gt_json_path))
-    categories = _category_table(gt.get("categories", []), class_image_counts)
+    categories = category_table(gt.get("categories", []), class_image_counts)
     if engine == "fast":
         precision, cat_ids = lvis_precision(gt, results, max_dets)
         cat_ids = [int(c) for c in cat_ids]
@@ -131,7 +131,7 @@ def per_category_rows(precision, cat_ids, categories):
 
     Args:
         precision: [T, R, K, A] LVIS precision (-1 where undefined), K in ``cat_ids`` order.
-        cat_ids: [K] category ids; categories: :func:`_category_table`'s {id: (name, frequency, image_count)}.
+        cat_ids: [K] category ids; categories: :func:`category_table`'s {id: (name, frequency, image_count)}.
     """
     rows = []
     for k, cid in enumerate(cat_ids):
