@@ -5,6 +5,7 @@ as ``yolox.exp.default`` (from ``exps/default/``), so that an install runs them 
 
     python -m yolox.tools.train -n yolox-s -d 1 -b 8
     python -m yolox.tools.eval -n yolox-s -c yolox_s.pth
+    python -m yolox.tools.quickstart        # the quick long-tail job, data and outputs in the current folder
 
 It ships the synthetic long-tailed dataset generator of tools/make_lt_dataset.py, quickstart.py and
 lt_benchmark.py as the top-level package ``synthetic_lt``.
@@ -28,10 +29,15 @@ def read_requirements(name):
     ]
 
 
-# Packages whose files come from outside yolox/: a wheel installs tools/*.py as yolox/tools/*.py and
-# exps/default/*.py as yolox/exp/default/*.py. (In a checkout yolox/tools/__init__.py points the package at
+# Packages whose files come from outside yolox/: a wheel installs tools/*.py as yolox/tools/*.py,
+# exps/default/*.py as yolox/exp/default/*.py and the long-tail stand-in's exps (exps/example/lt_proxy/, the
+# quickstart's among them) as yolox/exp/lt_standin/*.py. (In a checkout yolox/tools/__init__.py points the package at
 # tools/ instead; that file is not shipped.)
-PACKAGE_DIRS = {"yolox.tools": "tools", "yolox.exp.default": "exps/default"}
+PACKAGE_DIRS = {
+    "yolox.tools": "tools",
+    "yolox.exp.default": "exps/default",
+    "yolox.exp.lt_standin": "exps/example/lt_proxy",
+}
 # The detector, and the dataset generator the tools use (a top-level package of its own).
 PACKAGES = ["yolox", "yolox.*", "synthetic_lt", "synthetic_lt.*"]
 

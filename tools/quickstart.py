@@ -3,9 +3,11 @@
 AP / APr / APc / APf table and a picture of the detections.
 
     python tools/quickstart.py [--seed 0] [--epochs 20] [--batch-size 16] [--devices 1]
+    python -m yolox.tools.quickstart            # from an installed wheel: data and outputs in this folder
 """
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -45,9 +47,40 @@ def stage(number, text):
     print(f"\n[{number}/{STAGES}] {text}", flush=True)
 
 
-def run(*args):
+class Layout:
+    """Where the job's files are: a checkout (``tools/``, ``exps/`` and ``datasets/`` under the repository root,
+    outputs there too) or an installed wheel (the tools as ``python -m yolox.tools.<name>``, the quick exp shipped
+    as ``yolox.exp.lt_standin``, data and outputs under the current folder unless ``$YOLOX_DATADIR`` is set)."""
+
+    def __init__(self):
+        self.checkout = (ROOT / EXP_FILE).is_file()
+        if self.checkout:
+            self.work_dir, self.exp_file = ROOT, EXP_FILE
+        else:
+            import importlib.util
+
+            self.work_dir = Path.cwd()
+            self.exp_file = importlib.util.find_spec("yolox.exp.lt_standin." + Path(EXP_FILE).stem).origin
+
+    def tool(self, name):
+        """The arguments that run tool ``name`` (``train``, ``eval``, ``demo``) with this Python."""
+        return [f"tools/{name}.py"] if self.checkout else ["-m", f"yolox.tools.{name}"]
+
+    def command(self, name, *args):
+        """The tool's command line as a user would type it in ``work_dir``."""
+        return " ".join(["python", *self.tool(name), *map(str, args)])
+
+    def data_dir_override(self):
+        """``data_dir`` for an installed wheel without ``$YOLOX_DATADIR``: ``./datasets/lt_quick`` (the package's
+        default, ``<site-packages>/../datasets``, is no place for a dataset)."""
+        if self.checkout or os.getenv("YOLOX_DATADIR"):
+            return None
+        return str(self.work_dir / "datasets" / "lt_quick")
+
+
+def run(layout, *args):
     print("$ python " + " ".join(str(a) for a in args), flush=True)
-    subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, check=True)
+    subprocess.run([sys.executable, *map(str, args)], cwd=layout.work_dir, check=True)
 
 
 def format_against_range(metrics):
@@ -145,9 +178,12 @@ def main():
     from synthetic_lt import format_group_summary, generate_lt_dataset, preset_spec
     from yolox.exp import get_exp
 
-    exp = get_exp(str(ROOT / EXP_FILE))
-    if not Path(exp.output_dir).is_absolute():  # where tools/train.py, run from the repository root, writes
-        exp.output_dir = str(ROOT / exp.output_dir)
+    layout = Layout()
+    exp = get_exp(str(layout.work_dir / layout.exp_file))
+    if not Path(exp.output_dir).is_absolute():  # where the training, run in work_dir, writes
+        exp.output_dir = str(layout.work_dir / exp.output_dir)
+    if layout.data_dir_override():
+        exp.data_dir = layout.data_dir_override()
     data_dir = Path(exp.get_data_dir())
     val_json = data_dir / "annotations" / exp.val_ann
     if not val_json.is_file():
@@ -159,7 +195,7 @@ def main():
 
     out_dir = Path(exp.output_dir) / exp.exp_name
     if not out_dir.is_absolute():
-        out_dir = ROOT / out_dir
+        out_dir = layout.work_dir / out_dir
     epochs = args.epochs or exp.max_epoch
     plural = "s" if epochs != 1 else ""
     stage(2, f"training YOLOX-nano + EFL for {epochs} epoch{plural} ({args.device}); the trainer logs a first ETA "
@@ -167,11 +203,13 @@ def main():
              f"(full log: {out_dir / 'train_log.txt'})")
     opts = ["max_epoch", str(args.epochs), "eval_interval", str(args.epochs)] if args.epochs else []
     opts += ["seed", str(args.seed)] if args.seed is not None else []
-    run("tools/train.py", "-f", EXP_FILE, "-b", args.batch_size, "-d", args.devices, "--device", args.device, *opts)
+    opts += ["data_dir", exp.data_dir] if layout.data_dir_override() else []
+    run(layout, *layout.tool("train"), "-f", layout.exp_file, "-b", args.batch_size, "-d", args.devices, "--device",
+        args.device, *opts)
     ckpt = out_dir / "latest_ckpt.pth"
 
     stage(3, "evaluating the trained model on the validation set (LVIS protocol: AP, APr, APc, APf; the same as "
-             f"`python tools/eval.py -f {EXP_FILE} -c {ckpt} --device cpu`)")
+             f"`{layout.command('eval', '-f', layout.exp_file, '-c', ckpt, '--device', 'cpu')}`)")
     metrics = evaluate(exp, ckpt, args.batch_size)
     print(format_against_range(metrics), flush=True)
 
@@ -194,8 +232,8 @@ def main():
           f"{rare} of rare classes, named '(rare)')")
     print(f"  {summary}")
     print("Draw the detections of other images:")
-    print(f"  python tools/demo.py image -f {EXP_FILE} -c {ckpt} --path {image.parent} --save_result "
-          f"--conf {DEMO_CONF} --nms {DEMO_NMS}")
+    print("  " + layout.command("demo", "image", "-f", layout.exp_file, "-c", ckpt, "--path", image.parent,
+                                "--save_result", "--conf", DEMO_CONF, "--nms", DEMO_NMS))
     print("Train the real thing (LVIS v1, see datasets/README.md):")
     print("  python tools/train.py -f exps/yolox_m_eqfl_lvis.py -d 8 -b 128 --fp16")
 

@@ -62,7 +62,9 @@ def test_setup_ships_the_tools_and_the_default_experiments():
     packages = kwargs["packages"]
     assert {"yolox", "yolox.tools", "yolox.exp", "yolox.exp.default", "yolox.models", "yolox.utils"} <= set(packages)
     assert "synthetic_lt" in packages
-    assert kwargs["package_dir"] == {"yolox.tools": "tools", "yolox.exp.default": "exps/default"}
+    assert kwargs["package_dir"] == {"yolox.tools": "tools", "yolox.exp.default": "exps/default",
+                                     "yolox.exp.lt_standin": "exps/example/lt_proxy"}
+    assert "yolox.exp.lt_standin" in packages
     extra = kwargs["extras_require"]["export"]
     assert any(r.startswith("onnxsim") for r in extra) and any(r.startswith("openvino") for r in extra)
     optional = (ROOT / "requirements-optional.txt").read_text()
@@ -152,6 +154,23 @@ def test_the_installed_wheel_generates_a_dataset_outside_the_checkout(installed_
     assert (tmp_path / "lt" / "annotations" / "lvis_v1_train.json").is_file()
     proc = _python("-c", "import synthetic_lt; print(synthetic_lt.__file__)", cwd=tmp_path, env=env)
     assert proc.returncode == 0 and proc.stdout.startswith(str(installed_wheel)), proc.stderr
+
+
+def test_the_installed_wheel_runs_the_quickstart_in_the_current_folder(installed_wheel, tmp_path):
+    """``python -m yolox.tools.quickstart`` from a wheel: the quick exp ships as ``yolox.exp.lt_standin``; the
+    dataset, the training outputs and the picture go under the current folder; the commands it prints are the
+    module forms (one epoch here, to keep the test short)."""
+    env = {"PYTHONPATH": str(installed_wheel), "YOLOX_DATADIR": ""}
+    proc = _python("-m", "yolox.tools.quickstart", "--epochs", "1", "-b", "8", cwd=tmp_path, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    shipped = installed_wheel / "yolox" / "exp" / "lt_standin" / "yolox_nano_efl_quick.py"
+    assert shipped.is_file()
+    assert (tmp_path / "datasets" / "lt_quick" / "annotations" / "lvis_v1_val.json").is_file()
+    out = tmp_path / "YOLOX_outputs" / "yolox_nano_efl_quick"
+    assert (out / "latest_ckpt.pth").is_file() and list((out / "vis_res").glob("quickstart_*.png"))
+    assert f"python -m yolox.tools.train -f {shipped}" in proc.stdout
+    assert f"python -m yolox.tools.demo image -f {shipped}" in proc.stdout
+    assert not (installed_wheel.parent / "datasets").exists()
 
 
 def test_the_installed_wheel_resolves_default_experiment_names(installed_wheel, tmp_path):
