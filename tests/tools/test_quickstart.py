@@ -87,3 +87,17 @@ def test_result_is_printed_beside_the_measured_range():
     low_ap = dict(inside, AP=(quickstart.MEASURED["AP"][1] - 1.0) / 100)
     table = quickstart.format_against_range(low_ap)
     assert table.count("<- outside") == 1 and "outside the measured range" in table
+
+
+def test_measured_range_is_that_of_the_committed_runs():
+    """MEASURED is the mean and range of the runs whose results are committed under
+    benchmarks/results/quickstart_range*/ (benchmarks/quickstart_range.py writes them), rounded to 0.1."""
+    import statistics
+
+    quickstart = load_tool("quickstart")
+    files = sorted(ROOT.glob("benchmarks/results/quickstart_range*/*.json"))
+    runs = [json.loads(p.read_text())["metrics"] for p in files]
+    assert f"{len(runs)} runs" in quickstart.MEASURED_RUNS
+    for key, (mean, low, high) in quickstart.MEASURED.items():
+        values = [run[key] for run in runs]
+        assert (mean, low, high) == (round(statistics.mean(values), 1), round(min(values), 1), round(max(values), 1)), key
