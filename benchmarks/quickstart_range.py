@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from common import cpu_model_name
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {"default": {}, "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2"}, "threads1": {"OMP_NUM_THREADS": "1"}}
 METRICS = ("AP", "APr", "APc", "APf")
@@ -61,7 +63,8 @@ def run_one(config, seed, out_file):
     if proc.returncode != 0:
         raise SystemExit(f"{config} seed {seed} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
     result = {"config": config, "env": CONFIGS[config], "seed": seed, "metrics": parse_metrics(proc.stdout),
-              "seconds": round(time.time() - started), "machine": platform.processor() or platform.machine(),
+              "seconds": round(time.time() - started),
+              "machine": f"{platform.machine()}, {os.cpu_count()}-core {cpu_model_name()}",
               "date": time.strftime("%Y-%m-%d"), "commit": code_version()}
     out_file.write_text(json.dumps(result, indent=1) + "\n")
     return result
