@@ -62,6 +62,10 @@ class Layout:
 
             self.work_dir = Path.cwd()
             self.exp_file = importlib.util.find_spec("yolox.exp.lt_standin." + Path(EXP_FILE).stem).origin
+        # An installed wheel without $YOLOX_DATADIR keeps the data in ./datasets/lt_quick (the package's default,
+        # <site-packages>/../datasets, is no place for a dataset); None: the exp's own data_dir.
+        no_datadir = not self.checkout and not os.getenv("YOLOX_DATADIR")
+        self.data_dir = str(self.work_dir / "datasets" / "lt_quick") if no_datadir else None
 
     def tool(self, name):
         """The arguments that run tool ``name`` (``train``, ``eval``, ``demo``) with this Python."""
@@ -70,13 +74,6 @@ class Layout:
     def command(self, name, *args):
         """The tool's command line as a user would type it in ``work_dir``."""
         return " ".join(["python", *self.tool(name), *map(str, args)])
-
-    def data_dir_override(self):
-        """``data_dir`` for an installed wheel without ``$YOLOX_DATADIR``: ``./datasets/lt_quick`` (the package's
-        default, ``<site-packages>/../datasets``, is no place for a dataset)."""
-        if self.checkout or os.getenv("YOLOX_DATADIR"):
-            return None
-        return str(self.work_dir / "datasets" / "lt_quick")
 
 
 def run(layout, *args):
@@ -183,8 +180,8 @@ def main():
     exp = get_exp(str(layout.work_dir / layout.exp_file))
     if not Path(exp.output_dir).is_absolute():  # where the training, run in work_dir, writes
         exp.output_dir = str(layout.work_dir / exp.output_dir)
-    if layout.data_dir_override():
-        exp.data_dir = layout.data_dir_override()
+    if layout.data_dir:
+        exp.data_dir = layout.data_dir
     data_dir = Path(exp.get_data_dir())
     val_json = data_dir / "annotations" / exp.val_ann
     if not val_json.is_file():
@@ -204,7 +201,7 @@ def main():
              f"(full log: {out_dir / 'train_log.txt'})")
     opts = ["max_epoch", str(args.epochs), "eval_interval", str(args.epochs)] if args.epochs else []
     opts += ["seed", str(args.seed)] if args.seed is not None else []
-    opts += ["data_dir", exp.data_dir] if layout.data_dir_override() else []
+    opts += ["data_dir", layout.data_dir] if layout.data_dir else []
     run(layout, *layout.tool("train"), "-f", layout.exp_file, "-b", args.batch_size, "-d", args.devices, "--device",
         args.device, *opts)
     ckpt = out_dir / "latest_ckpt.pth"

@@ -140,9 +140,9 @@ class LoggerHook(HookBase):
 
     def flush(self):
         pending, self.pending = self.pending, {}
-        if self.active:
-            for (epoch_axis, step), values in pending.items():
-                with preserved_rng_state():
+        if self.active and pending:
+            with preserved_rng_state():
+                for (epoch_axis, step), values in pending.items():
                     self.log(values, step, epoch_axis)
 
     # ---------------------------------------------------------------- moments
